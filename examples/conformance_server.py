@@ -1,0 +1,88 @@
+"""A server configured as the official protocol test suites expect.
+
+    python examples/conformance_server.py --port 3000
+
+- ``/engine.io/``: a bare Engine.IO v4 server that echoes every message
+  (``socketio/engine.io-protocol``, folder ``test-suite/``);
+- ``/socket.io/``: a Socket.IO v5 server with namespaces ``/`` and
+  ``/custom`` that emits ``auth`` on connect, answers ``message`` with
+  ``message-back`` and acknowledges ``message-with-ack`` with its arguments
+  (``socketio/socket.io-protocol``, folder ``test-suite/``).
+
+Both use pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1 000 000, any
+CORS origin, and the Socket.IO side a 1 s connect timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import tornado.web  # noqa: E402
+
+from tornad_io import Server, ServerOptions, Socket  # noqa: E402
+from tornad_io.engineio.server import Engine  # noqa: E402
+from tornad_io.engineio.session import Session  # noqa: E402
+from tornad_io.transports.engineio import engine_routes  # noqa: E402
+
+SETTINGS: dict[str, Any] = dict(
+    ping_interval=0.3, ping_timeout=0.2, max_http_buffer_size=1_000_000, cors_allowed_origins="*"
+)
+
+
+def echo_engine() -> Engine:
+    """A bare Engine.IO server that sends every message back."""
+
+    def on_connection(session: Session) -> None:
+        def echo(data: str | bytes) -> None:
+            session.send_one("4" + data if isinstance(data, str) else data)
+
+        session.on_message = echo
+
+    return Engine(ServerOptions(path="/engine.io/", **SETTINGS), on_connection)
+
+
+def socketio_server() -> Server:
+    io = Server(connect_timeout=1.0, **SETTINGS)
+
+    @io.on("connect")
+    def connect(socket: Socket) -> None:
+        socket.emit("auth", socket.handshake.auth)
+
+    @io.on("message")
+    def message(socket: Socket, *args: Any) -> None:
+        socket.emit("message-back", *args)
+
+    @io.on("message-with-ack")
+    def message_with_ack(socket: Socket, *args: Any) -> tuple[Any, ...]:
+        return args
+
+    @io.of("/custom").on("connect")
+    def custom_connect(socket: Socket) -> None:
+        socket.emit("auth", socket.handshake.auth)
+
+    return io
+
+
+def make_app() -> tornado.web.Application:
+    io = socketio_server()
+    return tornado.web.Application(engine_routes(echo_engine()) + io.routes())
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    make_app().listen(args.port, address=args.host)
+    print(f"conformance server on http://{args.host}:{args.port}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

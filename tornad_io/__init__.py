@@ -1,0 +1,41 @@
+"""tornad_io: a Socket.IO server for Tornado.
+
+It speaks today's protocol (Socket.IO v5 over Engine.IO v4) to today's
+clients. Start with :class:`Server`.
+"""
+
+from .adapter import Adapter, BroadcastOptions
+from .exceptions import (
+    AckTimeout,
+    ConnectionRefused,
+    Disconnected,
+    PayloadTooLarge,
+    ProtocolError,
+    TornadIOError,
+)
+from .options import ServerOptions
+from .socketio.broadcast import AckResponses, BroadcastOperator
+from .socketio.namespace import Namespace
+from .socketio.server import Server
+from .socketio.socket import Handshake, Socket
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "AckResponses",
+    "AckTimeout",
+    "Adapter",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "ConnectionRefused",
+    "Disconnected",
+    "Handshake",
+    "Namespace",
+    "PayloadTooLarge",
+    "ProtocolError",
+    "Server",
+    "ServerOptions",
+    "Socket",
+    "TornadIOError",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""Engine.IO: sessions, heartbeats and upgrades (the transport-independent engine)."""

@@ -1,0 +1,185 @@
+"""The Engine.IO server: request checks, handshakes and the session table.
+
+No HTTP here: the Tornado transports call :meth:`Engine.check_request` with
+what the request said and turn an :class:`EngineError` into the reference
+server's response (status and ``{"code", "message"}`` body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Callable
+
+from ..options import ServerOptions
+from . import codec
+from .codec import Encoded
+from .session import HandshakeInfo, Session, Transport
+
+log = logging.getLogger("tornad_io.engine")
+
+
+class EngineError(Exception):
+    """A request the reference server refuses, with its code and message."""
+
+    def __init__(self, code: int, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def unknown_transport() -> EngineError:
+    return EngineError(0, "Transport unknown")
+
+
+def unknown_sid() -> EngineError:
+    return EngineError(1, "Session ID unknown")
+
+
+def bad_handshake_method() -> EngineError:
+    return EngineError(2, "Bad handshake method")
+
+
+def bad_request() -> EngineError:
+    return EngineError(3, "Bad request")
+
+
+def forbidden(message: str = "Forbidden") -> EngineError:
+    return EngineError(4, message, 403)
+
+
+def unsupported_version() -> EngineError:
+    return EngineError(5, "Unsupported protocol version")
+
+
+class PollingTransport:
+    """Long-polling: a pending GET is the only way out, POSTs come in.
+
+    The Tornado handler awaits :meth:`poll` for each GET; the session writes
+    into it when a GET is waiting and queues otherwise.
+    """
+
+    name = "polling"
+    __slots__ = ("_waiter", "_final", "session")
+
+    def __init__(self) -> None:
+        self._waiter: asyncio.Future[list[Encoded]] | None = None
+        self._final: list[Encoded] | None = None
+        self.session: Session | None = None
+
+    @property
+    def writable(self) -> bool:
+        return self._waiter is not None and not self._waiter.done()
+
+    def is_congested(self) -> bool:
+        return self._waiter is None
+
+    def deliver(self, packets: list[Encoded]) -> None:
+        waiter = self._waiter
+        assert waiter is not None and not waiter.done()
+        waiter.set_result(packets)
+
+    def end(self, packets: list[Encoded] | None = None) -> None:
+        if self.writable:
+            assert self._waiter is not None
+            self._waiter.set_result(packets or [codec.NOOP_PACKET])
+        elif packets:
+            self._final = packets
+
+    @property
+    def polling(self) -> bool:
+        """Whether a GET is waiting right now."""
+        return self._waiter is not None
+
+    async def poll(self) -> list[Encoded]:
+        """Wait for packets for one GET (the caller checked no GET is waiting)."""
+        session = self.session
+        assert session is not None
+        if self._final is not None:
+            final, self._final = self._final, None
+            session.engine._forget(session)
+            return final
+        waiter: asyncio.Future[list[Encoded]] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        try:
+            session.flush()
+            return await waiter
+        finally:
+            self._waiter = None
+
+    def cancel_poll(self) -> None:
+        """The GET's connection went away: nothing was written to it."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+
+
+class Engine:
+    """Sessions by id, and the rules for which request may touch which session."""
+
+    def __init__(self, options: ServerOptions, on_connection: Callable[[Session], None]) -> None:
+        self.options = options
+        self.on_connection = on_connection
+        self.sessions: dict[str, Session] = {}
+
+    @staticmethod
+    def generate_id() -> str:
+        """A session id: 120 random bits from ``secrets``, URL-safe."""
+        return secrets.token_urlsafe(15)
+
+    def check_request(
+        self, method: str, query: dict[str, str], websocket: bool
+    ) -> Session | None:
+        """Apply the reference server's checks; return the session a request names.
+
+        Raises :class:`EngineError` for a request to refuse. ``None`` means the
+        request is a handshake.
+        """
+        transport = query.get("transport")
+        if transport not in self.options.transports or (transport == "websocket") != websocket:
+            if transport == "websocket" and not websocket and "websocket" in self.options.transports:
+                raise bad_request()
+            raise unknown_transport()
+        sid = query.get("sid")
+        if sid is not None:
+            session = self.sessions.get(sid)
+            if session is None:
+                raise unknown_sid()
+            if session.transport.name != transport and not (websocket and session.can_upgrade()):
+                raise bad_request()
+            return session
+        if method != "GET":
+            raise bad_handshake_method()
+        if query.get("EIO") != "4":
+            raise unsupported_version()
+        return None
+
+    def handshake(self, transport: Transport, info: HandshakeInfo) -> Session:
+        """Create and open a session on *transport*, then announce it upward."""
+        sid = self.generate_id()
+        while sid in self.sessions:  # pragma: no cover - 120 random bits
+            sid = self.generate_id()
+        session = Session(self, sid, transport, info)
+        self.sessions[sid] = session
+        upgrades = (
+            ["websocket"]
+            if transport.name == "polling"
+            and self.options.allow_upgrades
+            and "websocket" in self.options.transports
+            else []
+        )
+        session.open(upgrades)
+        log.debug("session %s opened over %s", sid, transport.name)
+        self.on_connection(session)
+        return session
+
+    def _forget(self, session: Session) -> None:
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+
+    def close_all(self, reason: str = "server shutting down") -> None:
+        """Close every session (graceful shutdown)."""
+        for session in list(self.sessions.values()):
+            session.close(reason)

@@ -1,0 +1,341 @@
+"""The Engine.IO session: one client connection, whatever carries it.
+
+A session owns the outbound queue of encoded packets, the heartbeat, and the
+polling→WebSocket upgrade. Transports hand it what they receive
+(:meth:`Session.receive`) and write what it gives them; the layer above sets
+``on_message`` and ``on_close`` and calls :meth:`Session.send`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from ..exceptions import ProtocolError
+from . import codec
+from .codec import Encoded
+
+if TYPE_CHECKING:
+    from .server import Engine
+
+log = logging.getLogger("tornad_io.engine")
+
+OPENING, OPEN, CLOSING, CLOSED = "opening", "open", "closing", "closed"
+
+
+class Transport(Protocol):
+    """What a session needs from the thing that carries its packets."""
+
+    name: str
+
+    @property
+    def writable(self) -> bool:
+        """Whether :meth:`deliver` can be called now."""
+
+    def deliver(self, packets: list[Encoded]) -> None:
+        """Send *packets*; only called while :attr:`writable`."""
+
+    def is_congested(self) -> bool:
+        """Whether a volatile packet should be dropped rather than queued."""
+
+    def end(self, packets: list[Encoded] | None = None) -> None:
+        """Close, writing *packets* first where the transport can."""
+
+
+class HandshakeInfo:
+    """What the first request of a session said, kept for the layers above."""
+
+    __slots__ = ("headers", "query", "address", "secure", "url", "issued", "xdomain")
+
+    def __init__(
+        self,
+        headers: dict[str, str],
+        query: dict[str, str],
+        address: str,
+        secure: bool,
+        url: str,
+        xdomain: bool,
+    ) -> None:
+        self.headers = headers
+        self.query = query
+        self.address = address
+        self.secure = secure
+        self.url = url
+        self.xdomain = xdomain
+        self.issued = int(time.time() * 1000)
+
+
+class Session:
+    """One Engine.IO connection: queue, heartbeat, upgrade and close."""
+
+    __slots__ = (
+        "sid",
+        "engine",
+        "transport",
+        "state",
+        "info",
+        "on_message",
+        "on_close",
+        "_queue",
+        "_loop",
+        "_ping_handle",
+        "_timeout_handle",
+        "_probe",
+        "_upgrade_handle",
+        "_upgrading",
+        "close_reason",
+        "__weakref__",
+    )
+
+    def __init__(self, engine: Engine, sid: str, transport: Transport, info: HandshakeInfo) -> None:
+        self.sid = sid
+        self.engine = engine
+        self.transport = transport
+        self.info = info
+        self.state = OPENING
+        self.on_message: Callable[[str | bytes], None] = _ignore
+        self.on_close: Callable[[str], None] = _ignore
+        self.close_reason: str | None = None
+        self._queue: list[Encoded] = []
+        self._loop = asyncio.get_running_loop()
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._timeout_handle: asyncio.TimerHandle | None = None
+        self._probe: Transport | None = None
+        self._upgrade_handle: asyncio.TimerHandle | None = None
+        self._upgrading = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def open(self, upgrades: list[str]) -> None:
+        """Queue the OPEN packet and start the heartbeat."""
+        opts = self.engine.options
+        handshake = {
+            "sid": self.sid,
+            "upgrades": upgrades,
+            "pingInterval": int(opts.ping_interval * 1000),
+            "pingTimeout": int(opts.ping_timeout * 1000),
+            "maxPayload": opts.max_http_buffer_size,
+        }
+        from .._json import dumps
+
+        self.state = OPEN
+        self._queue.append(codec.OPEN + dumps(handshake))
+        self._schedule_ping(self._loop.time())
+        self.flush()
+
+    def close(self, reason: str = "forced close") -> None:
+        """Close from the server side, after what was queued has been sent."""
+        if self.state in (CLOSING, CLOSED):
+            return
+        self.state = CLOSING
+        if self.transport.name == "polling":
+            # The client learns of the close from a CLOSE packet on its next poll.
+            self._queue.append(codec.CLOSE_PACKET)
+            if self.transport.writable:
+                self.flush()
+            self._finish(reason, None)
+        else:
+            self.flush()
+            self._finish(reason, [])
+
+    def abort(self, reason: str, packets: list[Encoded] | None = None) -> None:
+        """Close at once (client close, timeout, protocol error)."""
+        if self.state == CLOSED:
+            return
+        self._finish(reason, packets if packets is not None else [codec.CLOSE_PACKET])
+
+    def _finish(self, reason: str, packets: list[Encoded] | None) -> None:
+        self.state = CLOSED
+        self.close_reason = reason
+        for handle in (self._ping_handle, self._timeout_handle, self._upgrade_handle):
+            if handle is not None:
+                handle.cancel()
+        self._ping_handle = self._timeout_handle = self._upgrade_handle = None
+        if packets is None and self._queue and not self.transport.writable:
+            # Polling close: stay findable until the last poll takes the CLOSE packet.
+            self._loop.call_later(self.engine.options.ping_timeout, self.engine._forget, self)
+        else:
+            self.engine._forget(self)
+        if self._probe is not None:
+            self._probe.end()
+            self._probe = None
+        if packets is None:
+            # Polling close: the queue (ending with CLOSE) waits for one last poll.
+            pending = self._queue
+            self._queue = []
+            self.transport.end(pending)
+        else:
+            self._queue = []
+            self.transport.end(packets)
+        log.debug("session %s closed: %s", self.sid, reason)
+        callback, self.on_close = self.on_close, _ignore
+        self.on_message = _ignore
+        try:
+            callback(reason)
+        except Exception:  # pragma: no cover - the layer above logs its own errors
+            log.exception("error in close handler of session %s", self.sid)
+
+    # -- sending -------------------------------------------------------------
+
+    def send(self, packets: list[Encoded], volatile: bool = False) -> None:
+        """Queue encoded packets and write them as soon as the transport allows."""
+        if self.state != OPEN:
+            return
+        if volatile and (self._upgrading or self.transport.is_congested()):
+            return
+        self._queue.extend(packets)
+        if self.transport.writable:
+            queue = self._queue
+            self._queue = []
+            self.transport.deliver(queue)
+
+    def send_one(self, packet: Encoded) -> None:
+        """Queue one encoded packet (the hot path for a single emit)."""
+        if self.state != OPEN:
+            return
+        self._queue.append(packet)
+        if self.transport.writable:
+            queue = self._queue
+            self._queue = []
+            self.transport.deliver(queue)
+
+    def flush(self) -> None:
+        """Write what is queued if the transport can take it now."""
+        if self._queue and self.transport.writable:
+            queue = self._queue
+            self._queue = []
+            self.transport.deliver(queue)
+        elif self._upgrading and self.transport.writable and self.transport.name == "polling":
+            # Release the pending poll so the client can finish its upgrade.
+            self.transport.deliver([codec.NOOP_PACKET])
+
+    @property
+    def writable(self) -> bool:
+        """Whether a packet sent now would go out at once."""
+        return self.state == OPEN and self.transport.writable
+
+    # -- receiving -----------------------------------------------------------
+
+    def receive(self, packet: Encoded) -> None:
+        """Handle one packet from the session's current transport."""
+        ptype, data = codec.decode_packet(packet)
+        if ptype == codec.MESSAGE:
+            self.on_message(data)
+        elif ptype == codec.PONG:
+            if self._timeout_handle is not None:
+                self._timeout_handle.cancel()
+                self._timeout_handle = None
+                self._schedule_ping(self._loop.time())
+        elif ptype == codec.CLOSE:
+            self.abort("transport close", [codec.NOOP_PACKET])
+        elif ptype == codec.PING:
+            self.send_one(codec.PONG + (data if isinstance(data, str) else ""))
+        # OPEN, UPGRADE and NOOP from a client on its current transport are ignored.
+
+    def receive_many(self, packets: list[Encoded]) -> None:
+        """Handle a decoded polling payload, stopping if the session closes."""
+        for packet in packets:
+            if self.state == CLOSED:
+                return
+            self.receive(packet)
+
+    # -- heartbeat -----------------------------------------------------------
+
+    def _schedule_ping(self, now: float) -> None:
+        if self.state in (CLOSED,):
+            return
+        at = now + self.engine.options.ping_interval
+        self._ping_handle = self._loop.call_at(at, self._ping, at)
+
+    def _ping(self, at: float) -> None:
+        self._ping_handle = None
+        if self.state != OPEN:
+            return
+        # The timeout counts from when the ping was due, so timers do not drift.
+        self._timeout_handle = self._loop.call_at(
+            at + self.engine.options.ping_timeout, self._on_ping_timeout
+        )
+        self.send_one(codec.PING_PACKET)
+
+    def _on_ping_timeout(self) -> None:
+        self._timeout_handle = None
+        self.abort("ping timeout")
+
+    # -- upgrade -------------------------------------------------------------
+
+    def can_upgrade(self) -> bool:
+        """Whether a WebSocket may start probing this session now."""
+        return (
+            self.state == OPEN
+            and self.transport.name == "polling"
+            and self._probe is None
+            and self.engine.options.allow_upgrades
+            and "websocket" in self.engine.options.transports
+        )
+
+    def start_upgrade(self, probe: Transport) -> None:
+        """Attach a WebSocket that will probe, then take over the session."""
+        self._probe = probe
+        self._upgrade_handle = self._loop.call_later(
+            self.engine.options.upgrade_timeout, self._upgrade_timed_out
+        )
+
+    def probe_receive(self, probe: Transport, packet: Encoded) -> None:
+        """Handle a packet that arrived on the WebSocket being upgraded to."""
+        if probe is not self._probe or self.state != OPEN:
+            probe.end()
+            return
+        ptype, data = codec.decode_packet(packet)
+        if ptype == codec.PING and data == "probe":
+            probe.deliver([codec.PONG + "probe"])
+            self._upgrading = True
+            self.flush()
+        elif ptype == codec.UPGRADE:
+            self._complete_upgrade(probe)
+        else:
+            self._cancel_upgrade()
+            probe.end()
+
+    def probe_closed(self, probe: Transport) -> None:
+        """The probing WebSocket went away before the upgrade completed."""
+        if probe is self._probe:
+            self._cancel_upgrade()
+
+    def _complete_upgrade(self, probe: Transport) -> None:
+        if self._upgrade_handle is not None:
+            self._upgrade_handle.cancel()
+            self._upgrade_handle = None
+        old = self.transport
+        self.transport = probe
+        self._probe = None
+        self._upgrading = False
+        # A poll still waiting is released empty; everything queued goes on the socket.
+        old.end([codec.NOOP_PACKET])
+        log.debug("session %s upgraded to %s", self.sid, probe.name)
+        self.flush()
+
+    def _cancel_upgrade(self) -> None:
+        if self._upgrade_handle is not None:
+            self._upgrade_handle.cancel()
+            self._upgrade_handle = None
+        self._probe = None
+        self._upgrading = False
+
+    def _upgrade_timed_out(self) -> None:
+        self._upgrade_handle = None
+        probe = self._probe
+        self._cancel_upgrade()
+        if probe is not None:
+            log.debug("session %s: upgrade timed out", self.sid)
+            probe.end()
+
+    def protocol_error(self, error: ProtocolError) -> None:
+        """Close the session because its peer broke the protocol."""
+        log.info("session %s: protocol error: %s", self.sid, error)
+        self.abort("parse error")
+
+
+def _ignore(*_args: Any) -> None:
+    return None

@@ -1,0 +1,56 @@
+"""Every exception tornad_io raises or lets a user raise, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TornadIOError(Exception):
+    """Base class of the package's own exceptions."""
+
+
+class ProtocolError(TornadIOError, ValueError):
+    """Input that does not follow the wire protocol.
+
+    Codecs raise it and nothing else on bad input; the session that sent the
+    input is closed with the reference server's reason.
+    """
+
+
+class PayloadTooLarge(ProtocolError):
+    """A message or HTTP body above ``max_http_buffer_size``."""
+
+
+class ConnectionRefused(TornadIOError):
+    """Raise it from a connection middleware to refuse a client.
+
+    The client receives a CONNECT_ERROR packet whose ``message`` is *message*
+    and, when given, whose ``data`` is *data* (any JSON-encodable value).
+    """
+
+    def __init__(self, message: str = "Connection refused", data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class AckTimeout(TornadIOError, TimeoutError):
+    """An acknowledgement did not arrive in time.
+
+    For a broadcast, ``responses`` holds the answers that did arrive (keyed by
+    socket id) and ``missing`` the ids of the sockets that did not answer.
+    """
+
+    def __init__(
+        self,
+        message: str = "operation has timed out",
+        responses: dict[str, Any] | None = None,
+        missing: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.responses: dict[str, Any] = responses or {}
+        self.missing: list[str] = missing or []
+
+
+class Disconnected(TornadIOError):
+    """The socket disconnected before an awaited acknowledgement arrived."""

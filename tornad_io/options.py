@@ -1,0 +1,93 @@
+"""Server options, with the reference server's defaults.
+
+Durations are seconds here (the Python API) and milliseconds on the wire,
+exactly as the reference server advertises them in the handshake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from typing import Any, Callable, Sequence, Union
+
+OriginSetting = Union[None, str, Sequence[str], Callable[[str], bool]]
+
+
+@dataclasses.dataclass
+class ServerOptions:
+    """Every tunable of a :class:`tornad_io.Server`, with its default.
+
+    Pass any of these as keyword arguments to ``Server(...)``.
+    """
+
+    #: URL path the server answers on (reference: ``/socket.io/``).
+    path: str = "/socket.io/"
+    #: Seconds between two server pings (reference: 25 s).
+    ping_interval: float = 25.0
+    #: Seconds to wait for the pong before the peer is declared dead (reference: 20 s).
+    ping_timeout: float = 20.0
+    #: Seconds an unfinished polling→WebSocket upgrade may take (reference: 10 s).
+    upgrade_timeout: float = 10.0
+    #: Largest HTTP body or WebSocket message accepted, in bytes (reference: 1e6).
+    max_http_buffer_size: int = 1_000_000
+    #: Transports offered to clients.
+    transports: tuple[str, ...] = ("polling", "websocket")
+    #: Whether a polling session may upgrade to WebSocket.
+    allow_upgrades: bool = True
+    #: WebSocket permessage-deflate: off by default (memory), ``True`` or a dict
+    #: of Tornado compression options to enable it.
+    per_message_deflate: bool | dict[str, Any] = False
+    #: gzip/deflate of polling responses at or above this many bytes; ``None`` disables.
+    http_compression_threshold: int | None = 1024
+    #: Allowed cross-origin callers: ``None`` = same origin only (default),
+    #: ``"*"`` = any, a list of origins, or a predicate ``f(origin) -> bool``.
+    cors_allowed_origins: OriginSetting = None
+    #: Send ``Access-Control-Allow-Credentials: true`` to allowed origins.
+    cors_credentials: bool = False
+    #: Sticky-session cookie: ``False`` (default), ``True`` (name ``io``) or a
+    #: dict with ``name``, ``path``, ``httponly``, ``samesite``.
+    cookie: bool | dict[str, Any] = False
+    #: Peers (addresses or networks) whose ``X-Forwarded-For`` is believed.
+    trusted_proxies: Sequence[str] = ()
+    #: Seconds a client may stay connected without joining a namespace (reference: 45 s).
+    connect_timeout: float = 45.0
+    #: Most binary attachments one packet may declare.
+    max_attachments: int = 100
+    #: Hook ``f(handler) -> bool | str``: return False or an error text to refuse
+    #: a handshake before it starts (like ``allowRequest``).
+    allow_request: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            self.path = "/" + self.path
+        if not self.path.endswith("/"):
+            self.path += "/"
+        for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "connect_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_http_buffer_size <= 0:
+            raise ValueError("max_http_buffer_size must be positive")
+        unknown = set(self.transports) - {"polling", "websocket"}
+        if unknown or not self.transports:
+            raise ValueError(f"unknown transports: {sorted(unknown)}")
+        self.transports = tuple(self.transports)
+        self._proxies = [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
+
+    def is_trusted_proxy(self, address: str) -> bool:
+        """Whether *address* is one of ``trusted_proxies``."""
+        if not self._proxies:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._proxies)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> ServerOptions:
+        """Build options, rejecting unknown names with a clear message."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise TypeError(f"unknown server option(s): {', '.join(sorted(unknown))}")
+        return cls(**kwargs)

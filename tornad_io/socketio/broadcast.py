@@ -1,0 +1,196 @@
+"""Broadcast operators: ``to``, ``except_``, ``volatile``, ``timeout`` … then ``emit``.
+
+Every operator returns a new, immutable :class:`BroadcastOperator`, so a
+chain can be kept and reused (``room = io.to("room")``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ..adapter import BroadcastOptions
+from ..exceptions import AckTimeout
+from . import codec
+
+if TYPE_CHECKING:
+    from ..adapter import Adapter
+
+def _rooms(rooms: tuple[Any, ...]) -> frozenset[str]:
+    out: set[str] = set()
+    for room in rooms:
+        if isinstance(room, str):
+            out.add(room)
+        else:
+            out.update(room)
+    return frozenset(out)
+
+
+class AckResponses(list):  # type: ignore[type-arg]
+    """The answers to a broadcast with acknowledgement, in arrival order.
+
+    ``by_sid`` maps each answering local socket's id to its answer.
+    """
+
+    by_sid: dict[str, Any]
+
+
+class BroadcastOperator:
+    """A selection of sockets and the flags of the next emit."""
+
+    __slots__ = ("adapter", "_opts")
+
+    def __init__(self, adapter: Adapter, opts: BroadcastOptions | None = None) -> None:
+        self.adapter = adapter
+        self._opts = opts or BroadcastOptions()
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        o = self._opts
+        values = {name: getattr(o, name) for name in BroadcastOptions.__slots__}
+        values.update(changes)
+        return BroadcastOperator(self.adapter, BroadcastOptions(**values))
+
+    # -- selection and flags ---------------------------------------------------
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Target the sockets in any of *rooms* (added to earlier ``to``)."""
+        return self._with(rooms=self._opts.rooms | _rooms(rooms))
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Leave out the sockets in any of *rooms* (socket ids are rooms too)."""
+        return self._with(except_rooms=self._opts.except_rooms | _rooms(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Drop the packet for clients that cannot take it right now."""
+        return self._with(volatile=True)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Only this server's sockets (matters with a cluster adapter)."""
+        return self._with(local=True)
+
+    def compress(self, compress: bool = True) -> BroadcastOperator:
+        """Whether the packet may be compressed (permessage-deflate)."""
+        return self._with(compress=compress)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        """How long :meth:`emit_with_ack` waits for the acknowledgements."""
+        return self._with(timeout=seconds)
+
+    # -- emitting ----------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
+        """Send *event* to the selection.
+
+        With *callback*, every client is asked to acknowledge; the callback is
+        called once as ``callback(error, responses)`` when all have answered or
+        the timeout passed (``error`` is then an :class:`AckTimeout`).
+        """
+        if event in codec.RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+        packet = codec.Packet(codec.EVENT, self.adapter.nsp.name, [event, *args])
+        if callback is None:
+            self.adapter.broadcast(packet, self._opts)
+            return
+        self._broadcast_with_ack(packet, callback)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> AckResponses:
+        """Send *event* and wait for every client's acknowledgement.
+
+        Returns the answers (first argument of each ack). Raises
+        :class:`AckTimeout` with what did arrive when the operator's
+        :meth:`timeout` passes first.
+        """
+        future: asyncio.Future[AckResponses] = asyncio.get_running_loop().create_future()
+
+        def done(error: AckTimeout | None, responses: AckResponses) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(responses)
+
+        self.emit(event, *args, callback=done)
+        return await future
+
+    def _broadcast_with_ack(self, packet: codec.Packet, callback: Callable[..., Any]) -> None:
+        loop = asyncio.get_running_loop()
+        responses = AckResponses()
+        responses.by_sid = {}
+        state = {"expected_servers": -1, "servers": 0, "clients": 0, "done": False}
+        reached: list[str] = []
+        timer: asyncio.TimerHandle | None = None
+
+        def finish(error: AckTimeout | None) -> None:
+            if state["done"]:
+                return
+            state["done"] = True
+            if timer is not None:
+                timer.cancel()
+            callback(error, responses)
+
+        def check() -> None:
+            if (
+                state["expected_servers"] == state["servers"]
+                and len(responses) >= state["clients"]
+            ):
+                finish(None)
+
+        def on_count(count: int) -> None:
+            state["clients"] += count
+            state["servers"] += 1
+            check()
+
+        def on_ack(sid: str | None, response: Any) -> None:
+            if state["done"]:
+                return
+            responses.append(response)
+            if sid is not None:
+                responses.by_sid[sid] = response
+            check()
+
+        def on_timeout() -> None:
+            missing = [sid for sid in reached if sid not in responses.by_sid]
+            finish(AckTimeout("operation has timed out", dict(responses.by_sid), missing))
+
+        if self._opts.timeout is not None:
+            timer = loop.call_later(self._opts.timeout, on_timeout)
+        def on_gone(sid: str) -> None:
+            # A recipient that disconnects without answering is not waited for.
+            if not state["done"]:
+                state["clients"] -= 1
+                check()
+
+        reached.extend(
+            self.adapter.broadcast_with_ack(packet, self._opts, on_count, on_ack, on_gone)
+        )
+
+        async def count_servers() -> None:
+            state["expected_servers"] = await self.adapter.server_count()
+            check()
+
+        from ._calls import spawn
+
+        spawn(count_servers())
+
+    # -- bulk operations ---------------------------------------------------------
+
+    async def fetch_sockets(self) -> list[Any]:
+        """The sockets of the selection (across the cluster with a cluster adapter)."""
+        return await self.adapter.fetch_sockets(self._opts)
+
+    def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        """Make the selected sockets join *rooms*."""
+        self.adapter.add_sockets(self._opts, _rooms(rooms))
+
+    def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        """Make the selected sockets leave *rooms*."""
+        self.adapter.del_sockets(self._opts, _rooms(rooms))
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect the selected sockets (closing their connection if *close*)."""
+        self.adapter.disconnect_sockets(self._opts, close)

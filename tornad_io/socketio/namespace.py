@@ -1,0 +1,256 @@
+"""Namespaces: handlers, connection middleware, and broadcasting to their sockets.
+
+Handlers are registered with decorators (``@nsp.on("chat")``, ``@nsp.event``)
+or, for a class-based namespace, as ``on_<event>`` methods of a subclass::
+
+    class Chat(Namespace):
+        async def on_connect(self, socket): ...
+        async def on_message(self, socket, text): return "got it"
+
+Every handler gets the :class:`Socket` first, then the event's arguments; its
+return value is the acknowledgement when the client asked for one. The
+``connect`` (alias ``connection``) handler gets the socket, ``disconnect``
+and ``disconnecting`` get the socket and the reason.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Pattern, Union
+
+from ..adapter import Adapter
+from ..exceptions import ConnectionRefused
+from . import codec
+from ._calls import call_user
+from .broadcast import AckResponses, BroadcastOperator
+from .socket import Socket
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .server import Server
+
+log = logging.getLogger("tornad_io.socketio")
+
+Handler = Callable[..., Any]
+NamespaceMatcher = Union[str, Pattern[str], Callable[[str, dict[str, Any]], Any]]
+
+_ALIASES = {"connection": "connect"}
+
+
+class Namespace:
+    """A communication channel multiplexed over one connection (``/`` by default)."""
+
+    _method_handlers: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is Namespace or not issubclass(klass, Namespace):
+                continue
+            for attr, value in vars(klass).items():
+                if attr.startswith("on_") and callable(value):
+                    handlers[attr[3:]] = attr
+        cls._method_handlers = handlers
+
+    def __init__(self, name: str = "/") -> None:
+        self.name = name
+        self.server: Server = None  # type: ignore[assignment]  # set by Server.register
+        self.sockets: dict[str, Socket] = {}
+        self.adapter: Adapter = None  # type: ignore[assignment]
+        self._handlers: dict[Any, Handler] = {}
+        self._any: list[Handler] = []
+        self._middlewares: list[Handler] = []
+        self._ids = 0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def _bind(self, server: Server) -> None:
+        self.server = server
+        self.adapter = server.adapter_class(self)
+
+    # -- registration ------------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register the handler of *event*; usable as a decorator."""
+        event = _ALIASES.get(event, event)
+
+        def register(fn: Handler) -> Handler:
+            self._handlers[event] = fn
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def event(self, handler: Handler) -> Handler:
+        """Register *handler* for the event named like the function."""
+        return self.on(handler.__name__, handler)  # type: ignore[no-any-return]
+
+    def on_any(self, handler: Handler) -> Handler:
+        """Catch-all: ``handler(socket, event, *args)`` for events no handler takes."""
+        self._any.append(handler)
+        return handler
+
+    def use(self, middleware: Handler) -> Handler:
+        """Add a connection middleware: ``middleware(socket)``, sync or async.
+
+        Raise :class:`~tornad_io.ConnectionRefused` (or any exception) to
+        refuse: the client gets a CONNECT_ERROR with its message and data.
+        """
+        self._middlewares.append(middleware)
+        return middleware
+
+    def _handler_for(self, event: Any) -> Handler | None:
+        handler = self._handlers.get(event)
+        if handler is None and isinstance(event, str):
+            attr = self._method_handlers.get(event)
+            if attr is not None:
+                handler = getattr(self, attr)
+        return handler
+
+    def _fire(self, socket: Socket, event: str, *args: Any) -> None:
+        own = socket._handlers.get(event) if socket._handlers else None
+        for handler in list(own or ()):
+            call_user(handler, args, event, socket.id)
+        handler = self._handler_for(event)
+        if handler is not None:
+            call_user(handler, (socket, *args), event, socket.id)
+
+    def _next_ack_id(self) -> int:
+        ack_id = self._ids
+        self._ids += 1
+        return ack_id
+
+    # -- connecting --------------------------------------------------------------
+
+    async def _connect(self, client: Client, auth: dict[str, Any]) -> None:
+        socket = Socket(self, client, auth)
+        for middleware in list(self._middlewares):
+            try:
+                result = middleware(socket)
+                if inspect.isawaitable(result):
+                    await result
+            except ConnectionRefused as refusal:
+                client.refuse(self.name, refusal.message, refusal.data)
+                return
+            except Exception as error:  # noqa: BLE001 - reported to the client like the reference
+                log.info("connection to %s refused by middleware: %r", self.name, error)
+                client.refuse(self.name, str(error) or type(error).__name__, getattr(error, "data", None))
+                return
+        if client.closed:
+            return
+        self._add(socket, client)
+
+    def _add(self, socket: Socket, client: Client) -> None:
+        socket.connected = True
+        self.sockets[socket.id] = socket
+        client._add(socket)
+        self.adapter.add_all(socket.id, (socket.id,))
+        socket._write_engine(
+            ["4" + codec.encode(codec.CONNECT, self.name, {"sid": socket.id})[0]]  # type: ignore[operator]
+        )
+        self._fire(socket, "connect")
+
+    def _remove(self, socket: Socket) -> None:
+        self.adapter.del_all(socket.id)
+        self.sockets.pop(socket.id, None)
+
+    # -- broadcasting ------------------------------------------------------------
+
+    def _operator(self) -> BroadcastOperator:
+        return BroadcastOperator(self.adapter)
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """The sockets in any of *rooms*."""
+        return self._operator().to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """All sockets but those in *rooms*."""
+        return self._operator().except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._operator().volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self._operator().local
+
+    def compress(self, compress: bool = True) -> BroadcastOperator:
+        return self._operator().compress(compress)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self._operator().timeout(seconds)
+
+    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+        """Send *event* to every socket of the namespace."""
+        self._operator().emit(event, *args, callback=callback)
+
+    def send(self, *args: Any) -> None:
+        """Emit a ``message`` event to every socket."""
+        self._operator().emit("message", *args)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> AckResponses:
+        """Send *event* to every socket and collect their acknowledgements."""
+        return await self._operator().emit_with_ack(event, *args)
+
+    async def fetch_sockets(self) -> list[Any]:
+        return await self._operator().fetch_sockets()
+
+    def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        self._operator().sockets_join(*rooms)
+
+    def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        self._operator().sockets_leave(*rooms)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self._operator().disconnect_sockets(close)
+
+    def server_side_emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+        """Send *event* to the other servers of the cluster."""
+        if event in codec.RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+        self.adapter.server_side_emit([event, *args], callback)
+
+
+class ParentNamespace(Namespace):
+    """A dynamic namespace: matches names by regex or predicate and creates
+    children that share its handlers and middleware."""
+
+    def __init__(self, matcher: Pattern[str] | Callable[..., Any]) -> None:
+        super().__init__(f"<dynamic {getattr(matcher, 'pattern', matcher)!r}>")
+        self.matcher = matcher
+        self.children: dict[str, Namespace] = {}
+
+    async def matches(self, name: str, auth: dict[str, Any]) -> bool:
+        if isinstance(self.matcher, re.Pattern):
+            return self.matcher.fullmatch(name) is not None
+        try:
+            result = self.matcher(name, auth)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            log.exception("error in dynamic namespace matcher for %s", name)
+            return False
+        return bool(result)
+
+    def create_child(self, name: str) -> Namespace:
+        child = Namespace(name)
+        child._bind(self.server)
+        # Shared by reference: handlers added to the parent later apply to children.
+        child._handlers = self._handlers
+        child._any = self._any
+        child._middlewares = self._middlewares
+        child._method_handlers = self._method_handlers
+        child._handler_for = self._handler_for  # type: ignore[method-assign]
+        self.children[name] = child
+        return child
+
+    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+        """Send *event* to every socket of every child namespace."""
+        for child in list(self.children.values()):
+            child.emit(event, *args, callback=callback)

@@ -1,0 +1,450 @@
+"""A client's connection to one namespace: events, acks, rooms, middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ..adapter import BroadcastOptions, engine_packets
+from ..exceptions import AckTimeout, Disconnected
+from . import codec
+from ._calls import ack_args, call_user, spawn
+from .broadcast import BroadcastOperator
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .namespace import Namespace
+
+log = logging.getLogger("tornad_io.socketio")
+
+Handler = Callable[..., Any]
+
+
+class Handshake:
+    """What the client's connection request said (``socket.handshake``)."""
+
+    __slots__ = ("headers", "time", "address", "xdomain", "secure", "issued", "url", "query", "auth")
+
+    def __init__(self, client: Client, auth: dict[str, Any]) -> None:
+        info = client.session.info
+        self.headers: dict[str, str] = info.headers
+        self.issued: int = info.issued
+        self.time: str = datetime.datetime.fromtimestamp(
+            info.issued / 1000, datetime.timezone.utc
+        ).strftime("%a %b %d %Y %H:%M:%S GMT+0000")
+        self.address: str = info.address
+        self.xdomain: bool = info.xdomain
+        self.secure: bool = info.secure
+        self.url: str = info.url
+        self.query: dict[str, str] = info.query
+        self.auth: dict[str, Any] = auth
+
+    def as_dict(self) -> dict[str, Any]:
+        """The handshake as plain data (what a remote-socket proxy carries)."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class _PendingAck:
+    """A server→client acknowledgement being waited for."""
+
+    __slots__ = ("callback", "future", "timer")
+
+    def __init__(
+        self,
+        callback: Callable[..., Any] | None,
+        future: asyncio.Future[Any] | None,
+        timer: asyncio.TimerHandle | None,
+    ) -> None:
+        self.callback = callback
+        self.future = future
+        self.timer = timer
+
+    def __call__(self, *args: Any) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.future is not None:
+            if not self.future.done():
+                self.future.set_result(args)
+        elif self.callback is not None:
+            self.callback(*args)
+
+    def gone(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.future is not None and not self.future.done():
+            self.future.set_exception(Disconnected("socket has been disconnected"))
+
+
+class Socket:
+    """One client on one namespace (``socket.id`` is its own room)."""
+
+    __slots__ = (
+        "id",
+        "nsp",
+        "client",
+        "handshake",
+        "data",
+        "connected",
+        "_acks",
+        "_handlers",
+        "_any",
+        "_any_outgoing",
+        "_middlewares",
+        "__weakref__",
+    )
+
+    def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any]) -> None:
+        from ..engineio.server import Engine
+
+        self.id: str = Engine.generate_id()
+        self.nsp = nsp
+        self.client = client
+        self.handshake = Handshake(client, auth)
+        #: Free per-socket storage for the application.
+        self.data: dict[str, Any] = {}
+        self.connected = False
+        self._acks: dict[int, Any] = {}
+        self._handlers: dict[Any, list[Handler]] | None = None
+        self._any: list[Handler] | None = None
+        self._any_outgoing: list[Handler] | None = None
+        self._middlewares: list[Handler] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} nsp={self.nsp.name!r}>"
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def server(self) -> Any:
+        """The :class:`~tornad_io.Server` this socket belongs to."""
+        return self.nsp.server
+
+    @property
+    def rooms(self) -> set[str]:
+        """The rooms the socket is in (a copy), its own id included."""
+        return set(self.nsp.adapter.socket_rooms(self.id) or ())
+
+    @property
+    def disconnected(self) -> bool:
+        return not self.connected
+
+    @property
+    def transport(self) -> str:
+        """The name of the transport carrying the socket now."""
+        return self.client.session.transport.name
+
+    # -- listeners ------------------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Listen to *event* from this client; usable as a decorator.
+
+        The handler gets the event's arguments; its return value is the
+        acknowledgement when the client asked for one.
+        """
+
+        def register(fn: Handler) -> Handler:
+            if self._handlers is None:
+                self._handlers = {}
+            self._handlers.setdefault(event, []).append(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def off(self, event: str, handler: Handler | None = None) -> None:
+        """Stop listening (one handler, or all of *event*)."""
+        if self._handlers is None or event not in self._handlers:
+            return
+        if handler is None:
+            del self._handlers[event]
+        else:
+            self._handlers[event] = [h for h in self._handlers[event] if h is not handler]
+
+    def on_any(self, handler: Handler) -> Handler:
+        """Listen to every incoming event: ``handler(event, *args)``."""
+        if self._any is None:
+            self._any = []
+        self._any.append(handler)
+        return handler
+
+    def prepend_any(self, handler: Handler) -> Handler:
+        """Like :meth:`on_any`, called before the others."""
+        if self._any is None:
+            self._any = []
+        self._any.insert(0, handler)
+        return handler
+
+    def off_any(self, handler: Handler | None = None) -> None:
+        """Remove one catch-all listener, or all."""
+        if self._any is not None:
+            self._any = [h for h in self._any if h is not handler] if handler else None
+
+    def on_any_outgoing(self, handler: Handler) -> Handler:
+        """Listen to every event sent to this client: ``handler(event, *args)``."""
+        if self._any_outgoing is None:
+            self._any_outgoing = []
+        self._any_outgoing.append(handler)
+        return handler
+
+    def off_any_outgoing(self, handler: Handler | None = None) -> None:
+        """Remove one outgoing catch-all listener, or all."""
+        if self._any_outgoing is not None:
+            self._any_outgoing = (
+                [h for h in self._any_outgoing if h is not handler] or None if handler else None
+            )
+
+    def use(self, middleware: Handler) -> Handler:
+        """Add a per-packet middleware: ``middleware(packet)`` with
+        ``packet = [event, *args]``; raising refuses the packet (the error goes
+        to this socket's ``error`` listeners)."""
+        if self._middlewares is None:
+            self._middlewares = []
+        self._middlewares.append(middleware)
+        return middleware
+
+    # -- emitting --------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> bool:
+        """Send *event* to this client; *callback* gets the client's acknowledgement."""
+        if event in codec.RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+        return self._emit(event, args, callback, None, False)
+
+    def send(self, *args: Any, callback: Handler | None = None) -> bool:
+        """Emit a ``message`` event."""
+        return self._emit("message", args, callback, None, False)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send *event* and wait for the client's acknowledgement.
+
+        Returns its argument (a tuple if it sent several, None if none).
+        Raises :class:`AckTimeout` after *timeout* seconds, or
+        :class:`Disconnected` if the socket goes first.
+        """
+        if event in codec.RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._emit(event, args, None, future, False, timeout)
+        result = await future
+        if not result:
+            return None
+        return result[0] if len(result) == 1 else result
+
+    def timeout(self, seconds: float) -> _TimedEmitter:
+        """``socket.timeout(5).emit(ev, ..., callback=cb)``: *cb* gets
+        ``(error, *args)``; ``emit_with_ack`` raises :class:`AckTimeout`."""
+        return _TimedEmitter(self, seconds)
+
+    @property
+    def volatile(self) -> _VolatileEmitter:
+        """Emit that is dropped if the client cannot take it right now."""
+        return _VolatileEmitter(self)
+
+    def _emit(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        callback: Handler | None,
+        future: asyncio.Future[Any] | None,
+        volatile: bool,
+        timeout: float | None = None,
+        on_timeout: Handler | None = None,
+    ) -> bool:
+        if not self.connected:
+            if future is not None:
+                future.set_exception(Disconnected("socket is not connected"))
+            return False
+        data = [event, *args]
+        ack_id = None
+        if callback is not None or future is not None:
+            ack_id = self.nsp._next_ack_id()
+            timer = None
+            if timeout is not None:
+                timer = asyncio.get_running_loop().call_later(
+                    timeout, self._ack_timed_out, ack_id, on_timeout, future
+                )
+            self._acks[ack_id] = _PendingAck(callback, future, timer)
+        if self._any_outgoing:
+            self._notify_outgoing(data)
+        self._write_engine(engine_packets(codec.encode(codec.EVENT, self.nsp.name, data, ack_id)), volatile)
+        return True
+
+    def _ack_timed_out(self, ack_id: int, callback: Handler | None, future: asyncio.Future[Any] | None) -> None:
+        if self._acks.pop(ack_id, None) is None:
+            return
+        error = AckTimeout("operation has timed out")
+        if future is not None:
+            if not future.done():
+                future.set_exception(error)
+        elif callback is not None:
+            call_user(callback, (error,), "ack timeout", self.id)
+
+    def _write_engine(self, packets: list[str | bytes], volatile: bool = False) -> None:
+        session = self.client.session
+        if volatile or len(packets) > 1:
+            session.send(packets, volatile)
+        else:
+            session.send_one(packets[0])
+
+    def _notify_outgoing(self, data: list[Any]) -> None:
+        for listener in list(self._any_outgoing or ()):
+            call_user(listener, data, "outgoing listener", self.id)
+
+    # -- rooms -------------------------------------------------------------------
+
+    def join(self, rooms: str | Iterable[str]) -> None:
+        """Join one room or several."""
+        self.nsp.adapter.add_all(self.id, [rooms] if isinstance(rooms, str) else rooms)
+
+    def leave(self, room: str) -> None:
+        """Leave *room*."""
+        self.nsp.adapter.delete(self.id, room)
+
+    def _broadcaster(self) -> BroadcastOperator:
+        return BroadcastOperator(self.nsp.adapter, BroadcastOptions(except_rooms=frozenset((self.id,))))
+
+    def to(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Everyone in *rooms* but this socket."""
+        return self._broadcaster().to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: str | Iterable[str]) -> BroadcastOperator:
+        """Everyone but this socket and the sockets in *rooms*."""
+        return self._broadcaster().except_(*rooms)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Everyone in the namespace but this socket."""
+        return self._broadcaster()
+
+    # -- disconnecting ---------------------------------------------------------------
+
+    def disconnect(self, close: bool = False) -> None:
+        """Disconnect from this namespace; with *close*, close the whole connection."""
+        if not self.connected:
+            return
+        if close:
+            self.client.disconnect_all()
+            return
+        self._write_engine(engine_packets(codec.encode(codec.DISCONNECT, self.nsp.name)))
+        self._on_close("server namespace disconnect")
+
+    # -- incoming ----------------------------------------------------------------
+
+    def _on_packet(self, packet: codec.Packet) -> None:
+        ptype = packet.type
+        if ptype == codec.EVENT or ptype == codec.BINARY_EVENT:
+            self._on_event(packet.data, packet.id)
+        elif ptype == codec.ACK or ptype == codec.BINARY_ACK:
+            ack = self._acks.pop(packet.id, None)  # type: ignore[arg-type]
+            if ack is not None:
+                try:
+                    ack(*packet.data)
+                except Exception:
+                    log.exception("error in ack callback (socket %s)", self.id)
+        elif ptype == codec.DISCONNECT:
+            self._on_close("client namespace disconnect")
+
+    def _on_event(self, data: list[Any], ack_id: int | None) -> None:
+        if self._middlewares:
+            spawn(self._run_middlewares(data, ack_id))
+            return
+        self._dispatch(data, ack_id)
+
+    async def _run_middlewares(self, data: list[Any], ack_id: int | None) -> None:
+        for middleware in list(self._middlewares or ()):
+            try:
+                result = middleware(data)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                self._emit_error(error)
+                return
+        if self.connected:
+            self._dispatch(data, ack_id)
+
+    def _emit_error(self, error: Exception) -> None:
+        handlers = (self._handlers or {}).get("error")
+        if not handlers:
+            log.warning("packet refused by middleware (socket %s): %s", self.id, error)
+        for handler in list(handlers or ()):
+            call_user(handler, (error,), "error", self.id)
+
+    def _dispatch(self, data: list[Any], ack_id: int | None) -> None:
+        event = data[0]
+        args = data[1:]
+        for listener in list(self._any or ()):
+            call_user(listener, data, "catch-all listener", self.id)
+        on_result = self._acker(ack_id) if ack_id is not None else None
+        handlers = self._handlers.get(event) if self._handlers else None
+        if handlers:
+            for handler in list(handlers):
+                call_user(handler, args, str(event), self.id, on_result)
+                on_result = None  # only the first handler acknowledges
+            return
+        handler = self.nsp._handler_for(event)
+        if handler is not None:
+            call_user(handler, (self, *args), str(event), self.id, on_result)
+        elif self.nsp._any:
+            for listener in list(self.nsp._any):
+                call_user(listener, (self, *data), "catch-all listener", self.id, on_result)
+                on_result = None
+
+    def _acker(self, ack_id: int) -> Callable[[Any], None]:
+        def send_ack(result: Any) -> None:
+            if self.connected:
+                self._write_engine(
+                    engine_packets(codec.encode(codec.ACK, self.nsp.name, ack_args(result), ack_id))
+                )
+
+        return send_ack
+
+    def _on_close(self, reason: str) -> None:
+        if not self.connected:
+            return
+        self.nsp._fire(self, "disconnecting", reason)
+        self.connected = False
+        self.nsp._remove(self)
+        self.client._remove(self)
+        acks, self._acks = self._acks, {}
+        for ack in acks.values():
+            ack.gone()
+        self.nsp._fire(self, "disconnect", reason)
+
+
+class _TimedEmitter:
+    __slots__ = ("socket", "seconds")
+
+    def __init__(self, socket: Socket, seconds: float) -> None:
+        self.socket = socket
+        self.seconds = seconds
+
+    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> bool:
+        if event in codec.RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+        if callback is None:
+            return self.socket._emit(event, args, None, None, False)
+        user = callback
+
+        def answered(*ack: Any) -> None:
+            user(None, *ack)
+
+        return self.socket._emit(event, args, answered, None, False, self.seconds, user)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> Any:
+        return await self.socket.emit_with_ack(event, *args, timeout=self.seconds)
+
+
+class _VolatileEmitter:
+    __slots__ = ("socket",)
+
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
+
+    def emit(self, event: str, *args: Any) -> bool:
+        if event in codec.RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+        return self.socket._emit(event, args, None, None, True)

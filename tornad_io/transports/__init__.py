@@ -1,0 +1,1 @@
+"""Tornado handlers that carry sessions over HTTP and WebSocket."""

@@ -1,0 +1,399 @@
+"""Engine.IO v4 over Tornado: long-polling (XHR and JSONP) and WebSocket.
+
+One handler class answers every request under the mount path, as the
+reference server does: a request with ``Upgrade: websocket`` becomes a
+WebSocket, anything else is a polling GET, POST or CORS preflight. The
+handler only moves bytes; the :class:`~tornad_io.engineio.session.Session`
+decides what they mean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import re
+import zlib
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import tornado.web
+import tornado.websocket
+from tornado.iostream import StreamClosedError
+
+from .. import _json
+from ..engineio import codec
+from ..engineio.codec import Encoded
+from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
+from ..engineio.session import HandshakeInfo, Session
+from ..exceptions import ProtocolError
+
+log = logging.getLogger("tornad_io.transport")
+
+# A WebSocket whose unsent output exceeds this many bytes drops volatile packets.
+_CONGESTED_BYTES = 64 * 1024
+
+
+class EngineIOHandler(tornado.websocket.WebSocketHandler):
+    """Tornado handler for one Engine.IO mount point (``/socket.io/`` by default)."""
+
+    name = "websocket"  # what this handler is when it carries a session
+
+    def initialize(self, engine: Engine) -> None:  # type: ignore[override]
+        self.engine = engine
+        self.options = engine.options
+        self._session: Session | None = None
+        self._probing = False
+        self._poll: PollingTransport | None = None
+        self._closed = False
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _query(self) -> dict[str, str]:
+        return {k: v[-1].decode("utf-8", "replace") for k, v in self.request.query_arguments.items()}
+
+    def compute_etag(self) -> str | None:
+        return None  # hashing every poll buys nothing
+
+    def _cross_origin_protection(self) -> None:
+        return None  # origins are checked by the server's own CORS rule
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # clients of a Socket.IO endpoint carry no XSRF token
+
+    def _error(self, error: EngineError) -> None:
+        self.clear_header("Content-Type")
+        self.set_status(error.status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(_json.dumps({"code": error.code, "message": error.message}))
+
+    def _origin_allowed(self) -> bool:
+        origin = self.request.headers.get("Origin")
+        if origin is None:
+            return True
+        allowed = self.options.cors_allowed_origins
+        if allowed == "*":
+            return True
+        if allowed is None:
+            host = self.request.headers.get("X-Forwarded-Host") if self._behind_proxy() else None
+            host = host or self.request.host
+            return urlsplit(origin).netloc.lower() == (host or "").lower()
+        if callable(allowed):
+            return bool(allowed(origin))
+        if isinstance(allowed, str):
+            return origin == allowed
+        return origin in allowed
+
+    def _set_cors_headers(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin is None:
+            return
+        if self.options.cors_allowed_origins == "*" and not self.options.cors_credentials:
+            self.set_header("Access-Control-Allow-Origin", "*")
+        else:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.add_header("Vary", "Origin")
+        if self.options.cors_credentials:
+            self.set_header("Access-Control-Allow-Credentials", "true")
+
+    def _behind_proxy(self) -> bool:
+        return self.options.is_trusted_proxy(self.request.remote_ip or "")
+
+    def _client_address(self) -> str:
+        address = self.request.remote_ip or ""
+        if not self.options.is_trusted_proxy(address):
+            return address
+        forwarded = self.request.headers.get("X-Forwarded-For", "")
+        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+            if not self.options.is_trusted_proxy(hop):
+                return hop
+            address = hop
+        return address
+
+    def _handshake_info(self, query: dict[str, str]) -> HandshakeInfo:
+        request = self.request
+        secure = request.protocol == "https"
+        if self._behind_proxy():
+            secure = request.headers.get("X-Forwarded-Proto", request.protocol) == "https"
+        return HandshakeInfo(
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=query,
+            address=self._client_address(),
+            secure=secure,
+            url=request.uri or "",
+            xdomain="Origin" in request.headers,
+        )
+
+    def _allow_handshake(self) -> None:
+        hook = self.options.allow_request
+        if hook is None:
+            return
+        verdict = hook(self)
+        if verdict is True or verdict is None:
+            return
+        raise forbidden(verdict if isinstance(verdict, str) else "Forbidden")
+
+    def _set_cookie_header(self, sid: str) -> None:
+        cookie = self.options.cookie
+        if not cookie:
+            return
+        conf: dict[str, Any] = {"name": "io", "path": "/", "httponly": True, "samesite": "Lax"}
+        if isinstance(cookie, dict):
+            conf.update(cookie)
+        parts = [f"{conf['name']}={sid}", f"Path={conf['path']}"]
+        if conf.get("httponly"):
+            parts.append("HttpOnly")
+        if conf.get("samesite"):
+            parts.append(f"SameSite={conf['samesite']}")
+        if conf.get("secure"):
+            parts.append("Secure")
+        self.add_header("Set-Cookie", "; ".join(parts))
+
+    # -- HTTP verbs --------------------------------------------------------------
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        query = self._query()
+        websocket = self.request.headers.get("Upgrade", "").lower() == "websocket"
+        if not self._origin_allowed():
+            self._error(forbidden())
+            return
+        try:
+            session = self.engine.check_request("GET", query, websocket)
+            if session is None:
+                self._allow_handshake()
+        except EngineError as error:
+            self._error(error)
+            return
+        if websocket:
+            self._session = session
+            if session is not None:
+                self._probing = True
+            self._set_cors_headers()
+            await super().get(*args, **kwargs)
+            return
+        self._set_cors_headers()
+        if session is None:
+            transport = PollingTransport()
+            session = self.engine.handshake(transport, self._handshake_info(query))
+            transport.session = session
+            self._set_cookie_header(session.sid)
+        transport = session.transport  # type: ignore[assignment]
+        assert isinstance(transport, PollingTransport)
+        if transport.polling:
+            # Two GETs at once: the reference closes the session (transport error).
+            session.abort("transport error")
+            self._error(EngineError(3, "Bad request"))
+            return
+        self._poll = transport
+        try:
+            packets = await transport.poll()
+        except asyncio.CancelledError:
+            return  # the client went away; the packets stay queued
+        finally:
+            self._poll = None
+        self._write_payload(codec.encode_payload(packets), query.get("j"))
+
+    def _write_payload(self, payload: str, jsonp: str | None) -> None:
+        if jsonp is not None:
+            if not jsonp.isdigit():
+                self._error(EngineError(3, "Bad request"))
+                return
+            escaped = _json.dumps(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+            body = f"___eio[{jsonp}]({escaped});".encode()
+            self.set_header("Content-Type", "text/javascript; charset=UTF-8")
+        else:
+            body = payload.encode()
+            self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        threshold = self.options.http_compression_threshold
+        if threshold is not None and len(body) >= threshold:
+            accepted = self.request.headers.get("Accept-Encoding", "")
+            if "gzip" in accepted:
+                body = gzip.compress(body, compresslevel=6)
+                self.set_header("Content-Encoding", "gzip")
+            elif "deflate" in accepted:
+                body = zlib.compress(body, 6)
+                self.set_header("Content-Encoding", "deflate")
+        self.finish(body)
+
+    async def post(self, *args: Any, **kwargs: Any) -> None:
+        query = self._query()
+        if not self._origin_allowed():
+            self._error(forbidden())
+            return
+        try:
+            session = self.engine.check_request("POST", query, False)
+        except EngineError as error:
+            self._error(error)
+            return
+        assert session is not None
+        self._set_cors_headers()
+        body = self.request.body
+        if len(body) > self.options.max_http_buffer_size:
+            session.abort("transport error")
+            self.set_status(413)
+            self.finish("Payload Too Large")
+            return
+        try:
+            text = body.decode("utf-8")
+            if "j" in query:
+                text = _jsonp_body(text)
+            packets = codec.decode_payload(text)
+        except (UnicodeDecodeError, ProtocolError) as exc:
+            session.protocol_error(exc if isinstance(exc, ProtocolError) else ProtocolError(str(exc)))
+            self._error(EngineError(3, "Bad request"))
+            return
+        self.set_header("Content-Type", "text/html")
+        self.finish("ok")
+        try:
+            session.receive_many(packets)
+        except ProtocolError as exc:
+            session.protocol_error(exc)
+
+    async def options(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if self.request.headers.get("Origin") is None or not self._origin_allowed():
+            self._error(EngineError(2, "Bad handshake method"))
+            return
+        self._set_cors_headers()
+        self.set_header("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+        requested = self.request.headers.get("Access-Control-Request-Headers")
+        if requested:
+            self.set_header("Access-Control-Allow-Headers", requested)
+        self.set_status(204)
+        self.finish()
+
+    async def put(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_method()
+
+    async def delete(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_method()
+
+    async def patch(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_method()
+
+    def _refuse_method(self) -> None:
+        query = self._query()
+        try:
+            self.engine.check_request(self.request.method or "", query, False)
+        except EngineError as error:
+            self._error(error)
+            return
+        self._error(EngineError(3, "Bad request"))
+
+    # -- WebSocket ---------------------------------------------------------------
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # checked in get() with the same rule as polling
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        deflate = self.options.per_message_deflate
+        if not deflate:
+            return None
+        return deflate if isinstance(deflate, dict) else {}
+
+    @property
+    def max_message_size(self) -> int:
+        return self.options.max_http_buffer_size
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)
+        session = self._session
+        if session is None:
+            self._session = self.engine.handshake(self, self._handshake_info(self._query()))
+            return
+        if not session.can_upgrade():
+            self._probing = False
+            self._session = None
+            self.close()
+            return
+        session.start_upgrade(self)
+
+    def on_message(self, message: str | bytes) -> None:
+        session = self._session
+        if session is None:
+            return
+        try:
+            if self._probing:
+                if session.transport is self:
+                    self._probing = False
+                    session.receive(message)
+                else:
+                    session.probe_receive(self, message)
+                    if session.transport is self:
+                        self._probing = False
+            else:
+                session.receive(message)
+        except ProtocolError as exc:
+            if session.transport is self:
+                session.protocol_error(exc)
+            else:
+                self.close()
+
+    def on_close(self) -> None:
+        if self._poll is not None:
+            self._poll.cancel_poll()
+            return
+        self._closed = True
+        session = self._session
+        if session is None:
+            return
+        if session.transport is self:
+            session.abort("transport close", [])
+        else:
+            session.probe_closed(self)
+
+    # Transport protocol (for the session) ------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return not self._closed and self.ws_connection is not None
+
+    def is_congested(self) -> bool:
+        conn = self.ws_connection
+        if conn is None:
+            return True
+        stream = conn.stream  # type: ignore[attr-defined]
+        return bool(stream._total_write_index - stream._total_write_done_index > _CONGESTED_BYTES)
+
+    def deliver(self, packets: list[Encoded]) -> None:
+        conn = self.ws_connection
+        if conn is None or self._closed:
+            return
+        try:
+            if conn._compressor is None:  # type: ignore[attr-defined]
+                # Straight to the frame writer: write_message() would wrap every
+                # frame in a task that nobody awaits.
+                for packet in packets:
+                    if isinstance(packet, str):
+                        conn._write_frame(True, 0x1, packet.encode())  # type: ignore[attr-defined]
+                    else:
+                        conn._write_frame(True, 0x2, packet)  # type: ignore[attr-defined]
+            else:
+                for packet in packets:
+                    conn.write_message(packet, binary=isinstance(packet, bytes))
+        except (StreamClosedError, tornado.websocket.WebSocketClosedError):
+            self._closed = True
+
+    def end(self, packets: list[Encoded] | None = None) -> None:
+        if packets:
+            self.deliver([p for p in packets if p != codec.NOOP_PACKET and p != codec.CLOSE_PACKET])
+        self._closed = True
+        if self.ws_connection is not None:
+            self.close()
+
+
+def _jsonp_body(text: str) -> str:
+    """The ``d`` field of a JSONP POST, with the client's escaped newlines restored."""
+    fields = parse_qs(text, keep_blank_values=True)
+    if "d" not in fields:
+        raise ProtocolError("JSONP body without a d field")
+    # The client escapes newlines as backslash-n and backslash-n as a double backslash-n.
+    return _JSONP_NEWLINES.sub(lambda m: "\n" if len(m.group(0)) == 2 else "\\n", fields["d"][0])
+
+
+_JSONP_NEWLINES = re.compile(r"\\\\n|\\n")
+
+
+def engine_routes(engine: Engine, path: str | None = None) -> list[tuple[str, type, dict[str, Any]]]:
+    """Tornado URL rules that mount *engine* at *path* (with or without the trailing slash)."""
+    mount = (path or engine.options.path).rstrip("/")
+    return [(re.escape(mount) + "/?", EngineIOHandler, {"engine": engine})]

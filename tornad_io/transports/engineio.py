@@ -41,7 +41,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
 
     def initialize(self, engine: Engine) -> None:  # type: ignore[override]
         self.engine = engine
-        self.options = engine.options
+        self.opts = engine.options
         self._session: Session | None = None
         self._probing = False
         self._poll: PollingTransport | None = None
@@ -71,7 +71,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         origin = self.request.headers.get("Origin")
         if origin is None:
             return True
-        allowed = self.options.cors_allowed_origins
+        allowed = self.opts.cors_allowed_origins
         if allowed == "*":
             return True
         if allowed is None:
@@ -88,24 +88,24 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         origin = self.request.headers.get("Origin")
         if origin is None:
             return
-        if self.options.cors_allowed_origins == "*" and not self.options.cors_credentials:
+        if self.opts.cors_allowed_origins == "*" and not self.opts.cors_credentials:
             self.set_header("Access-Control-Allow-Origin", "*")
         else:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.add_header("Vary", "Origin")
-        if self.options.cors_credentials:
+        if self.opts.cors_credentials:
             self.set_header("Access-Control-Allow-Credentials", "true")
 
     def _behind_proxy(self) -> bool:
-        return self.options.is_trusted_proxy(self.request.remote_ip or "")
+        return self.opts.is_trusted_proxy(self.request.remote_ip or "")
 
     def _client_address(self) -> str:
         address = self.request.remote_ip or ""
-        if not self.options.is_trusted_proxy(address):
+        if not self.opts.is_trusted_proxy(address):
             return address
         forwarded = self.request.headers.get("X-Forwarded-For", "")
         for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-            if not self.options.is_trusted_proxy(hop):
+            if not self.opts.is_trusted_proxy(hop):
                 return hop
             address = hop
         return address
@@ -125,7 +125,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         )
 
     def _allow_handshake(self) -> None:
-        hook = self.options.allow_request
+        hook = self.opts.allow_request
         if hook is None:
             return
         verdict = hook(self)
@@ -134,7 +134,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         raise forbidden(verdict if isinstance(verdict, str) else "Forbidden")
 
     def _set_cookie_header(self, sid: str) -> None:
-        cookie = self.options.cookie
+        cookie = self.opts.cookie
         if not cookie:
             return
         conf: dict[str, Any] = {"name": "io", "path": "/", "httponly": True, "samesite": "Lax"}
@@ -204,7 +204,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         else:
             body = payload.encode()
             self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        threshold = self.options.http_compression_threshold
+        threshold = self.opts.http_compression_threshold
         if threshold is not None and len(body) >= threshold:
             accepted = self.request.headers.get("Accept-Encoding", "")
             if "gzip" in accepted:
@@ -228,7 +228,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         assert session is not None
         self._set_cors_headers()
         body = self.request.body
-        if len(body) > self.options.max_http_buffer_size:
+        if len(body) > self.opts.max_http_buffer_size:
             session.abort("transport error")
             self.set_status(413)
             self.finish("Payload Too Large")
@@ -285,14 +285,14 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         return True  # checked in get() with the same rule as polling
 
     def get_compression_options(self) -> dict[str, Any] | None:
-        deflate = self.options.per_message_deflate
+        deflate = self.opts.per_message_deflate
         if not deflate:
             return None
         return deflate if isinstance(deflate, dict) else {}
 
     @property
     def max_message_size(self) -> int:
-        return self.options.max_http_buffer_size
+        return self.opts.max_http_buffer_size
 
     def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)

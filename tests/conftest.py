@@ -102,13 +102,17 @@ class NodeClients:
         acks = opts.pop("acks", {})
         self.send(cmd="connect", id=id, url=url, opts=opts, acks=acks)
 
-    def emit(self, id: str, event: str, *args: Any, ack: bool = False, timeout: int | None = None, tag: str = "") -> None:
+    def emit(
+        self, id: str, event: str, *args: Any, ack: bool = False, timeout: int | None = None, tag: str = ""
+    ) -> None:
         command: dict[str, Any] = dict(cmd="emit", id=id, event=event, args=list(args), ack=ack, tag=tag)
         if timeout is not None:
             command["timeout"] = timeout
         self.send(**command)
 
-    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT) -> dict[str, Any]:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT
+    ) -> dict[str, Any]:
         """The first report (seen or future) matching *predicate*."""
 
         async def scan() -> dict[str, Any]:
@@ -126,7 +130,9 @@ class NodeClients:
 
         return await asyncio.wait_for(scan(), timeout)
 
-    async def expect(self, type: str, id: str | None = None, timeout: float = WAIT, **fields: Any) -> dict[str, Any]:
+    async def expect(
+        self, type: str, id: str | None = None, timeout: float = WAIT, **fields: Any
+    ) -> dict[str, Any]:
         def match(report: dict[str, Any]) -> bool:
             if report.get("type") != type or (id is not None and report.get("id") != id):
                 return False

@@ -32,7 +32,9 @@ def test_payload_table(payload: str, packets: list[Any]) -> None:
     assert eio.encode_payload(packets) == payload
 
 
-@pytest.mark.parametrize("payload", ["", "abc", "4a\x1e", "\x1e4a", "bAQ=\x1e9", "b@@@", "7x", "4a\x1e\x1e4b"])
+@pytest.mark.parametrize(
+    "payload", ["", "abc", "4a\x1e", "\x1e4a", "bAQ=\x1e9", "b@@@", "7x", "4a\x1e\x1e4b"]
+)
 def test_payload_garbage(payload: str) -> None:
     with pytest.raises(ProtocolError):
         eio.decode_payload(payload)
@@ -53,7 +55,11 @@ def test_packet_decoding() -> None:
 
 
 eio_packet = st.one_of(
-    st.builds(lambda t, d: t + d, st.sampled_from(sorted(eio.PACKET_TYPES)), st.text().filter(lambda s: "\x1e" not in s)),
+    st.builds(
+        lambda t, d: t + d,
+        st.sampled_from(sorted(eio.PACKET_TYPES)),
+        st.text().filter(lambda s: "\x1e" not in s),
+    ),
     st.binary(),
 )
 
@@ -83,9 +89,15 @@ def test_payload_garbage_only_raises_protocol_error(text: str) -> None:
         (['0/admin,{"sid":"abc"}'], sio.Packet(sio.CONNECT, "/admin", {"sid": "abc"})),
         (["1/admin,"], sio.Packet(sio.DISCONNECT, "/admin")),
         (['2["hello",1]'], sio.Packet(sio.EVENT, data=["hello", 1])),
-        (['2/admin,456["project:delete",123]'], sio.Packet(sio.EVENT, "/admin", ["project:delete", 123], 456)),
-        (['3/admin,456[]'], sio.Packet(sio.ACK, "/admin", [], 456)),
-        (['4{"message":"Not authorized"}'], sio.Packet(sio.CONNECT_ERROR, data={"message": "Not authorized"})),
+        (
+            ['2/admin,456["project:delete",123]'],
+            sio.Packet(sio.EVENT, "/admin", ["project:delete", 123], 456),
+        ),
+        (["3/admin,456[]"], sio.Packet(sio.ACK, "/admin", [], 456)),
+        (
+            ['4{"message":"Not authorized"}'],
+            sio.Packet(sio.CONNECT_ERROR, data={"message": "Not authorized"}),
+        ),
         (
             ['51-["hello",{"_placeholder":true,"num":0}]', b"\x01\x02\x03"],
             sio.Packet(sio.BINARY_EVENT, data=["hello", b"\x01\x02\x03"]),
@@ -155,14 +167,22 @@ def test_binary_sequencing_errors() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text() | st.floats(allow_nan=False, allow_infinity=False),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 with_binary = st.recursive(
     json_values | st.binary(max_size=64),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_placeholder"), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_placeholder"), children, max_size=4)
+    ),
     max_leaves=20,
 )
 namespaces = st.just("/") | st.from_regex(r"/[a-z0-9\-_]{1,12}", fullmatch=True)
@@ -202,7 +222,10 @@ def _normalise(value: Any) -> Any:
 
 
 @settings(max_examples=500)
-@given(st.one_of(st.text(max_size=100), st.binary(max_size=20)), st.lists(st.one_of(st.text(max_size=50), st.binary(max_size=20)), max_size=4))
+@given(
+    st.one_of(st.text(max_size=100), st.binary(max_size=20)),
+    st.lists(st.one_of(st.text(max_size=50), st.binary(max_size=20)), max_size=4),
+)
 def test_garbage_only_raises_protocol_error(first: Any, rest: list[Any]) -> None:
     decoder = sio.Decoder()
     for message in [first, *rest]:

@@ -77,7 +77,9 @@ async def test_echo_acks_and_binary(serve: Any, node: Any, mode: str) -> None:
 async def test_server_awaits_client_ack(serve: Any, node: Any, mode: str) -> None:
     io, seen = echo_server()
     server = await serve(io.routes())
-    node.connect("a", server.url, acks={"question": {"answer": 42, "blob": {"$bin": "AAE="}}}, **TRANSPORTS[mode])
+    node.connect(
+        "a", server.url, acks={"question": {"answer": 42, "blob": {"$bin": "AAE="}}}, **TRANSPORTS[mode]
+    )
     await node.expect("connect", "a")
     socket = await asyncio.wait_for(seen["connected"].get(), WAIT)
     answer = await socket.emit_with_ack("question", "life?", timeout=WAIT)
@@ -138,7 +140,9 @@ async def test_rooms_and_broadcast_operators(serve: Any, node: Any) -> None:
         socket.to(room).emit("room-msg", text)  # everyone in the room but the sender
 
     server = await serve(io.routes())
-    for cid, mode in zip("abcd", ["polling-only", "websocket-only", "upgrade", "websocket-only"]):
+    for cid, mode in zip(
+        "abcd", ["polling-only", "websocket-only", "upgrade", "websocket-only"], strict=True
+    ):
         node.connect(cid, server.url, **TRANSPORTS[mode])
     sids = {cid: (await node.expect("connect", cid))["sid"] for cid in "abcd"}
     for cid, room in [("a", "red"), ("b", "red"), ("c", "red"), ("c", "blue"), ("d", "blue")]:
@@ -173,7 +177,7 @@ async def test_rooms_and_broadcast_operators(serve: Any, node: Any) -> None:
 async def test_broadcast_with_acks(serve: Any, node: Any) -> None:
     io, seen = echo_server()
     server = await serve(io.routes())
-    for cid, mode in zip("abc", ["polling-only", "websocket-only", "upgrade"]):
+    for cid, mode in zip("abc", ["polling-only", "websocket-only", "upgrade"], strict=True):
         node.connect(cid, server.url, acks={"poll": f"vote-{cid}"}, **TRANSPORTS[mode])
     sids = {cid: (await node.expect("connect", cid))["sid"] for cid in "abc"}
     responses = await io.timeout(WAIT).emit_with_ack("poll", "which?")
@@ -322,14 +326,20 @@ async def test_disconnects_and_reasons(serve: Any, node: Any) -> None:
     await node.expect("connect", "a")
     socket = await asyncio.wait_for(seen["connected"].get(), WAIT)
     node.send(cmd="disconnect", id="a")
-    assert await asyncio.wait_for(seen["disconnected"].get(), WAIT) == (socket.id, "client namespace disconnect")
+    assert await asyncio.wait_for(seen["disconnected"].get(), WAIT) == (
+        socket.id,
+        "client namespace disconnect",
+    )
 
     node.connect("b", server.url)
     await node.expect("connect", "b")
     socket = await asyncio.wait_for(seen["connected"].get(), WAIT)
     socket.disconnect()
     assert (await node.expect("disconnect", "b"))["reason"] == "io server disconnect"
-    assert await asyncio.wait_for(seen["disconnected"].get(), WAIT) == (socket.id, "server namespace disconnect")
+    assert await asyncio.wait_for(seen["disconnected"].get(), WAIT) == (
+        socket.id,
+        "server namespace disconnect",
+    )
 
 
 @pytest.mark.parametrize("mode", ["polling-only", "websocket-only"])

@@ -129,9 +129,7 @@ class Engine:
         """A session id: 120 random bits from ``secrets``, URL-safe."""
         return secrets.token_urlsafe(15)
 
-    def check_request(
-        self, method: str, query: dict[str, str], websocket: bool
-    ) -> Session | None:
+    def check_request(self, method: str, query: dict[str, str], websocket: bool) -> Session | None:
         """Apply the reference server's checks; return the session a request names.
 
         Raises :class:`EngineError` for a request to refuse. ``None`` means the

@@ -16,6 +16,7 @@ from . import codec
 if TYPE_CHECKING:
     from ..adapter import Adapter
 
+
 def _rooms(rooms: tuple[Any, ...]) -> frozenset[str]:
     out: set[str] = set()
     for room in rooms:
@@ -134,10 +135,7 @@ class BroadcastOperator:
             callback(error, responses)
 
         def check() -> None:
-            if (
-                state["expected_servers"] == state["servers"]
-                and len(responses) >= state["clients"]
-            ):
+            if state["expected_servers"] == state["servers"] and len(responses) >= state["clients"]:
                 finish(None)
 
         def on_count(count: int) -> None:
@@ -159,15 +157,14 @@ class BroadcastOperator:
 
         if self._opts.timeout is not None:
             timer = loop.call_later(self._opts.timeout, on_timeout)
+
         def on_gone(sid: str) -> None:
             # A recipient that disconnects without answering is not waited for.
             if not state["done"]:
                 state["clients"] -= 1
                 check()
 
-        reached.extend(
-            self.adapter.broadcast_with_ack(packet, self._opts, on_count, on_ack, on_gone)
-        )
+        reached.extend(self.adapter.broadcast_with_ack(packet, self._opts, on_count, on_ack, on_gone))
 
         async def count_servers() -> None:
             state["expected_servers"] = await self.adapter.server_count()

@@ -114,9 +114,9 @@ class Namespace:
         own = socket._handlers.get(event) if socket._handlers else None
         for handler in list(own or ()):
             call_user(handler, args, event, socket.id)
-        handler = self._handler_for(event)
-        if handler is not None:
-            call_user(handler, (socket, *args), event, socket.id)
+        nsp_handler = self._handler_for(event)
+        if nsp_handler is not None:
+            call_user(nsp_handler, (socket, *args), event, socket.id)
 
     def _next_ack_id(self) -> int:
         ack_id = self._ids

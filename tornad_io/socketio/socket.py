@@ -32,9 +32,9 @@ class Handshake:
         info = client.session.info
         self.headers: dict[str, str] = info.headers
         self.issued: int = info.issued
-        self.time: str = datetime.datetime.fromtimestamp(
-            info.issued / 1000, datetime.timezone.utc
-        ).strftime("%a %b %d %Y %H:%M:%S GMT+0000")
+        self.time: str = datetime.datetime.fromtimestamp(info.issued / 1000, datetime.timezone.utc).strftime(
+            "%a %b %d %Y %H:%M:%S GMT+0000"
+        )
         self.address: str = info.address
         self.xdomain: bool = info.xdomain
         self.secure: bool = info.secure
@@ -271,7 +271,9 @@ class Socket:
         self._write_engine(engine_packets(codec.encode(codec.EVENT, self.nsp.name, data, ack_id)), volatile)
         return True
 
-    def _ack_timed_out(self, ack_id: int, callback: Handler | None, future: asyncio.Future[Any] | None) -> None:
+    def _ack_timed_out(
+        self, ack_id: int, callback: Handler | None, future: asyncio.Future[Any] | None
+    ) -> None:
         if self._acks.pop(ack_id, None) is None:
             return
         error = AckTimeout("operation has timed out")
@@ -385,9 +387,9 @@ class Socket:
                 call_user(handler, args, str(event), self.id, on_result)
                 on_result = None  # only the first handler acknowledges
             return
-        handler = self.nsp._handler_for(event)
-        if handler is not None:
-            call_user(handler, (self, *args), str(event), self.id, on_result)
+        nsp_handler = self.nsp._handler_for(event)
+        if nsp_handler is not None:
+            call_user(nsp_handler, (self, *args), str(event), self.id, on_result)
         elif self.nsp._any:
             for listener in list(self.nsp._any):
                 call_user(listener, (self, *data), "catch-all listener", self.id, on_result)

@@ -39,7 +39,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
 
     name = "websocket"  # what this handler is when it carries a session
 
-    def initialize(self, engine: Engine) -> None:  # type: ignore[override]
+    def initialize(self, engine: Engine) -> None:
         self.engine = engine
         self.opts = engine.options
         self._session: Session | None = None
@@ -249,7 +249,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         except ProtocolError as exc:
             session.protocol_error(exc)
 
-    async def options(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    async def options(self, *args: Any, **kwargs: Any) -> None:
         if self.request.headers.get("Origin") is None or not self._origin_allowed():
             self._error(EngineError(2, "Bad handshake method"))
             return
@@ -351,7 +351,9 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         conn = self.ws_connection
         if conn is None:
             return True
-        stream = conn.stream  # type: ignore[attr-defined]
+        stream: Any = conn.stream
+        if stream is None:
+            return True
         return bool(stream._total_write_index - stream._total_write_done_index > _CONGESTED_BYTES)
 
     def deliver(self, packets: list[Encoded]) -> None:

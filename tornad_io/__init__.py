@@ -1,7 +1,9 @@
 """tornad_io: a Socket.IO server for Tornado.
 
 It speaks today's protocol (Socket.IO v5 over Engine.IO v4) to today's
-clients. Start with :class:`Server`.
+clients. Start with :class:`Server`; the original SocketTornad.IO API
+(``tornad_io.socket_io.SocketIOHandler``, :class:`SocketIOServer`) serves
+Socket.IO 0.6 clients and today's clients from one handler class.
 """
 
 from .adapter import Adapter, BroadcastOptions
@@ -13,6 +15,7 @@ from .exceptions import (
     ProtocolError,
     TornadIOError,
 )
+from .legacy_server import SocketIOServer
 from .options import ServerOptions
 from .socketio.broadcast import AckResponses, BroadcastOperator
 from .socketio.namespace import Namespace
@@ -36,6 +39,7 @@ __all__ = [
     "Server",
     "ServerOptions",
     "Socket",
+    "SocketIOServer",
     "TornadIOError",
     "__version__",
 ]

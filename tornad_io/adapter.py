@@ -40,13 +40,6 @@ class BroadcastOptions:
         self.timeout = timeout
 
 
-def engine_packets(parts: list[str | bytes]) -> list[str | bytes]:
-    """Turn an encoded Socket.IO packet into Engine.IO MESSAGE packets."""
-    out: list[str | bytes] = ["4" + parts[0]]  # type: ignore[operator]
-    out.extend(parts[1:])
-    return out
-
-
 class Adapter:
     """In-memory rooms and delivery for one namespace on one process."""
 
@@ -136,12 +129,19 @@ class Adapter:
 
     def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
         """Deliver *packet* to the selected sockets, encoded once for all."""
-        encoded = engine_packets(codec.encode(packet.type, packet.nsp, packet.data, packet.id))
+        # Encoded once per protocol generation, and the same list handed to every recipient.
+        encoded: dict[str, list[str | bytes]] = {}
         volatile = opts.volatile
         for socket in self._select(opts):
+            client = socket.client
+            packets = encoded.get(client.generation)
+            if packets is None:
+                packets = encoded[client.generation] = client.encode(
+                    packet.type, packet.nsp, packet.data, packet.id
+                )
             if socket._any_outgoing:
                 socket._notify_outgoing(packet.data)
-            socket._write_engine(encoded, volatile)
+            socket._write_engine(packets, volatile)
 
     def broadcast_with_ack(
         self,
@@ -158,15 +158,21 @@ class Adapter:
         a recipient that disconnected without answering. Returns the ids reached.
         """
         packet.id = self.nsp._next_ack_id()
-        encoded = engine_packets(codec.encode(packet.type, packet.nsp, packet.data, packet.id))
+        encoded: dict[str, list[str | bytes]] = {}
         reached: list[str] = []
         for socket in self._select(opts):
-            sid = socket.id
-            socket._acks[packet.id] = _BroadcastAck(sid, on_ack, on_gone)
+            client = socket.client
+            packets = encoded.get(client.generation)
+            if packets is None:
+                packets = encoded[client.generation] = client.encode(
+                    packet.type, packet.nsp, packet.data, packet.id
+                )
             if socket._any_outgoing:
                 socket._notify_outgoing(packet.data)
-            socket._write_engine(encoded, opts.volatile)
-            reached.append(sid)
+            if client.supports_acks:
+                socket._acks[packet.id] = _BroadcastAck(socket.id, on_ack, on_gone)
+                reached.append(socket.id)
+            socket._write_engine(packets, opts.volatile)
         client_count(len(reached))
         return reached
 

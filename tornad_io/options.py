@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from typing import Any, Callable, Sequence, Union
+from urllib.parse import urlsplit
 
 OriginSetting = Union[None, str, Sequence[str], Callable[[str], bool]]
 
@@ -53,6 +54,16 @@ class ServerOptions:
     connect_timeout: float = 45.0
     #: Most binary attachments one packet may declare.
     max_attachments: int = 100
+    #: Socket.IO 0.6 sessions: seconds between heartbeats (reference: 10 s) …
+    legacy_heartbeat_interval: float = 10.0
+    #: … and to wait for each echo (reference: 8 s).
+    legacy_heartbeat_timeout: float = 8.0
+    #: Seconds a 0.6 polling session lives after a GET without the next one (reference: 8 s).
+    legacy_close_timeout: float = 8.0
+    #: Seconds a 0.6 long-poll is held before an empty reply (reference: 20 s).
+    legacy_poll_duration: float = 20.0
+    #: Origins 0.6 clients may come from, as ``host:port`` with ``*`` wildcards (reference: ``*:*``).
+    legacy_origins: Sequence[str] = ("*:*",)
     #: Hook ``f(handler) -> bool | str``: return False or an error text to refuse
     #: a handshake before it starts (like ``allowRequest``).
     allow_request: Callable[[Any], Any] | None = None
@@ -62,7 +73,16 @@ class ServerOptions:
             self.path = "/" + self.path
         if not self.path.endswith("/"):
             self.path += "/"
-        for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "connect_timeout"):
+        for name in (
+            "ping_interval",
+            "ping_timeout",
+            "upgrade_timeout",
+            "connect_timeout",
+            "legacy_heartbeat_interval",
+            "legacy_heartbeat_timeout",
+            "legacy_close_timeout",
+            "legacy_poll_duration",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_http_buffer_size <= 0:
@@ -72,6 +92,24 @@ class ServerOptions:
             raise ValueError(f"unknown transports: {sorted(unknown)}")
         self.transports = tuple(self.transports)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
+
+    def legacy_origin_allowed(self, origin: str | None) -> bool:
+        """The 0.6 ``origins`` rule: ``host:port`` entries, ``*`` in either half.
+
+        A missing Origin passes only with ``*:*`` listed.
+        """
+        entries = set(self.legacy_origins)
+        if "*:*" in entries:
+            return True
+        if not origin:
+            return False
+        parts = urlsplit(origin)
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+        except ValueError:
+            return False
+        return bool({f"{host}:{port}", f"{host}:*", f"*:{port}"} & entries)
 
     def is_trusted_proxy(self, address: str) -> bool:
         """Whether *address* is one of ``trusted_proxies``."""

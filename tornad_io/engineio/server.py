@@ -129,6 +129,11 @@ class Engine:
         """A session id: 120 random bits from ``secrets``, URL-safe."""
         return secrets.token_urlsafe(15)
 
+    @staticmethod
+    def generate_legacy_id() -> str:
+        """A 0.6 session id: 128 random bits as hex (the 0.6 URL space allows [0-9a-zA-Z])."""
+        return secrets.token_hex(16)
+
     def check_request(self, method: str, query: dict[str, str], websocket: bool) -> Session | None:
         """Apply the reference server's checks; return the session a request names.
 
@@ -154,12 +159,15 @@ class Engine:
             raise unsupported_version()
         return None
 
-    def handshake(self, transport: Transport, info: HandshakeInfo) -> Session:
+    def handshake(
+        self, transport: Transport, info: HandshakeInfo, session_class: type[Session] = Session
+    ) -> Session:
         """Create and open a session on *transport*, then announce it upward."""
-        sid = self.generate_id()
+        generate = self.generate_legacy_id if session_class.generation == "0.6" else self.generate_id
+        sid = generate()
         while sid in self.sessions:  # pragma: no cover - 120 random bits
-            sid = self.generate_id()
-        session = Session(self, sid, transport, info)
+            sid = generate()
+        session = session_class(self, sid, transport, info)
         self.sessions[sid] = session
         upgrades = (
             ["websocket"]

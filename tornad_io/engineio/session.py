@@ -47,7 +47,7 @@ class Transport(Protocol):
 class HandshakeInfo:
     """What the first request of a session said, kept for the layers above."""
 
-    __slots__ = ("headers", "query", "address", "secure", "url", "issued", "xdomain")
+    __slots__ = ("headers", "query", "address", "secure", "url", "issued", "xdomain", "route")
 
     def __init__(
         self,
@@ -65,10 +65,21 @@ class HandshakeInfo:
         self.url = url
         self.xdomain = xdomain
         self.issued = int(time.time() * 1000)
+        #: What the URL route captured (``{"args": [...], "kwargs": {...}}``), if anything.
+        self.route: dict[str, Any] = {}
 
 
 class Session:
-    """One Engine.IO connection: queue, heartbeat, upgrade and close."""
+    """One Engine.IO connection: queue, heartbeat, upgrade and close.
+
+    The Engine.IO v4 generation; :class:`~tornad_io.engineio.legacy_session.LegacySession`
+    is the Socket.IO 0.6 one, with the same queue, transports and close path.
+    """
+
+    #: Protocol generation, for codecs chosen per generation above this layer.
+    generation = "v4"
+    #: Whether a WebSocket carries all queued packets as one message (0.6) or one per packet.
+    batches_websocket_messages = False
 
     __slots__ = (
         "sid",
@@ -210,6 +221,10 @@ class Session:
         elif self._upgrading and self.transport.writable and self.transport.name == "polling":
             # Release the pending poll so the client can finish its upgrade.
             self.transport.deliver([codec.NOOP_PACKET])
+
+    def payload(self, packets: list[Encoded]) -> str:
+        """The HTTP body that carries *packets* to a polling client."""
+        return codec.encode_payload(packets)
 
     @property
     def writable(self) -> bool:

@@ -18,10 +18,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("tornad_io.socketio")
 
 
+def encode_v5(type: int, nsp: str, data: Any = None, id: int | None = None) -> list[str | bytes]:
+    """A Socket.IO v5 packet as Engine.IO v4 MESSAGE packets."""
+    parts = codec.encode(type, nsp, data, id)
+    out: list[str | bytes] = ["4" + parts[0]]  # type: ignore[operator]
+    out.extend(parts[1:])
+    return out
+
+
 class Client:
     """The Socket.IO side of a session: which namespaces it joined."""
 
     __slots__ = ("server", "session", "sockets", "decoder", "_connect_timer", "closed")
+
+    #: Clients of one generation share one encoding of a broadcast.
+    generation = "v5"
+    #: Whether a client can acknowledge, and join several namespaces.
+    supports_acks = True
+    multiplexed = True
+    encode = staticmethod(encode_v5)
 
     def __init__(self, server: Server, session: Session) -> None:
         self.server = server

@@ -148,9 +148,7 @@ class Namespace:
         self.sockets[socket.id] = socket
         client._add(socket)
         self.adapter.add_all(socket.id, (socket.id,))
-        socket._write_engine(
-            ["4" + codec.encode(codec.CONNECT, self.name, {"sid": socket.id})[0]]  # type: ignore[operator]
-        )
+        socket._write_engine(client.encode(codec.CONNECT, self.name, {"sid": socket.id}))
         self._fire(socket, "connect")
 
     def _remove(self, socket: Socket) -> None:

@@ -93,7 +93,12 @@ class Server:
         return self._namespaces["/"]
 
     def _on_session(self, session: Session) -> None:
-        Client(self, session)
+        if session.generation == "0.6":
+            from .legacy_client import LegacyClient
+
+            LegacyClient(self, session)  # type: ignore[arg-type]
+        else:
+            Client(self, session)
 
     # -- the main namespace's API, for convenience -----------------------------------
 

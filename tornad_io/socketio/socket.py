@@ -8,7 +8,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ..adapter import BroadcastOptions, engine_packets
+from ..adapter import BroadcastOptions
 from ..exceptions import AckTimeout, Disconnected
 from . import codec
 from ._calls import ack_args, call_user, spawn
@@ -268,7 +268,7 @@ class Socket:
             self._acks[ack_id] = _PendingAck(callback, future, timer)
         if self._any_outgoing:
             self._notify_outgoing(data)
-        self._write_engine(engine_packets(codec.encode(codec.EVENT, self.nsp.name, data, ack_id)), volatile)
+        self._write_engine(self.client.encode(codec.EVENT, self.nsp.name, data, ack_id), volatile)
         return True
 
     def _ack_timed_out(
@@ -285,6 +285,8 @@ class Socket:
 
     def _write_engine(self, packets: list[str | bytes], volatile: bool = False) -> None:
         session = self.client.session
+        if not packets:
+            return
         if volatile or len(packets) > 1:
             session.send(packets, volatile)
         else:
@@ -328,10 +330,10 @@ class Socket:
         """Disconnect from this namespace; with *close*, close the whole connection."""
         if not self.connected:
             return
-        if close:
+        if close or not self.client.multiplexed:
             self.client.disconnect_all()
             return
-        self._write_engine(engine_packets(codec.encode(codec.DISCONNECT, self.nsp.name)))
+        self._write_engine(self.client.encode(codec.DISCONNECT, self.nsp.name))
         self._on_close("server namespace disconnect")
 
     # -- incoming ----------------------------------------------------------------
@@ -398,9 +400,7 @@ class Socket:
     def _acker(self, ack_id: int) -> Callable[[Any], None]:
         def send_ack(result: Any) -> None:
             if self.connected:
-                self._write_engine(
-                    engine_packets(codec.encode(codec.ACK, self.nsp.name, ack_args(result), ack_id))
-                )
+                self._write_engine(self.client.encode(codec.ACK, self.nsp.name, ack_args(result), ack_id))
 
         return send_ack
 

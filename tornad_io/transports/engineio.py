@@ -46,6 +46,8 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         self._probing = False
         self._poll: PollingTransport | None = None
         self._closed = False
+        self._legacy = False  # a Socket.IO 0.6 WebSocket (set by the original API's route)
+        self._batch = False
 
     # -- helpers ---------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         secure = request.protocol == "https"
         if self._behind_proxy():
             secure = request.headers.get("X-Forwarded-Proto", request.protocol) == "https"
-        return HandshakeInfo(
+        info = HandshakeInfo(
             headers={k.lower(): v for k, v in request.headers.items()},
             query=query,
             address=self._client_address(),
@@ -123,6 +125,9 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             url=request.uri or "",
             xdomain="Origin" in request.headers,
         )
+        if self.path_kwargs or self.path_args:
+            info.route = {"args": list(self.path_args), "kwargs": dict(self.path_kwargs)}
+        return info
 
     def _allow_handshake(self) -> None:
         hook = self.opts.allow_request
@@ -191,7 +196,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             return  # the client went away; the packets stay queued
         finally:
             self._poll = None
-        self._write_payload(codec.encode_payload(packets), query.get("j"))
+        self._write_payload(session.payload(packets), query.get("j"))
 
     def _write_payload(self, payload: str, jsonp: str | None) -> None:
         if jsonp is not None:
@@ -294,9 +299,20 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
     def max_message_size(self) -> int:
         return self.opts.max_http_buffer_size
 
-    def open(self, *args: str, **kwargs: str) -> None:
+    async def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)
         session = self._session
+        if self._legacy:
+            from ..engineio.legacy_session import LegacySession
+
+            self._batch = True
+            legacy = self.engine.handshake(self, self._handshake_info({}), LegacySession)
+            self._session = legacy
+            assert isinstance(legacy, LegacySession)
+            if not await legacy.accepted:
+                self._session = None
+                self.close()
+            return
         if session is None:
             self._session = self.engine.handshake(self, self._handshake_info(self._query()))
             return
@@ -360,6 +376,8 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         conn = self.ws_connection
         if conn is None or self._closed:
             return
+        if self._batch:
+            packets = ["".join(packets)]  # type: ignore[arg-type]  # a 0.6 payload is one message
         try:
             if conn._compressor is None:  # type: ignore[attr-defined]
                 # Straight to the frame writer: write_message() would wrap every

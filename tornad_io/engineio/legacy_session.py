@@ -1,0 +1,159 @@
+"""The Socket.IO 0.6 session: same queue and close path, 0.6 liveness rules.
+
+- The first frame a new session sends is its id (queued by :meth:`accept`,
+  once the application has accepted the connection).
+- Persistent and streaming transports carry heartbeats ``~h~N``: sent every
+  ``legacy_heartbeat_interval``, to be echoed within ``legacy_heartbeat_timeout``.
+- Polling transports carry none: a session ends ``legacy_close_timeout`` after
+  a GET completes unless the next GET arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from . import legacy_codec
+from .codec import Encoded
+from .session import CLOSED, OPEN, OPENING, HandshakeInfo, Session, Transport
+
+if TYPE_CHECKING:
+    from .server import Engine
+
+log = logging.getLogger("tornad_io.engine")
+
+#: Transports whose session lives as long as one connection, with heartbeats.
+HEARTBEAT_TRANSPORTS = frozenset({"websocket", "flashsocket", "xhr-multipart", "htmlfile"})
+
+
+class LegacySession(Session):
+    """A Socket.IO 0.6 session."""
+
+    generation = "0.6"
+    batches_websocket_messages = True
+
+    __slots__ = ("accepted", "_beat", "_close_handle")
+
+    def __init__(self, engine: Engine, sid: str, transport: Transport, info: HandshakeInfo) -> None:
+        super().__init__(engine, sid, transport, info)
+        #: Resolves True once the application accepted the connection, False if it refused.
+        self.accepted: asyncio.Future[bool] = self._loop.create_future()
+        self._beat = 0
+        self._close_handle: asyncio.TimerHandle | None = None
+
+    def open(self, upgrades: list[str]) -> None:
+        """Nothing is sent until :meth:`accept`: the id must be the first frame."""
+        self.state = OPENING
+
+    def accept(self) -> None:
+        """Send the session id and start the liveness rules."""
+        if self.state != OPENING:
+            return
+        self.state = OPEN
+        self._queue.insert(0, legacy_codec.frame(self.sid))
+        if self.transport.name in HEARTBEAT_TRANSPORTS:
+            self._schedule_ping(self._loop.time())
+        if not self.accepted.done():
+            self.accepted.set_result(True)
+        self.flush()
+
+    def refuse(self) -> None:
+        """The application refused the connection: forget the session quietly."""
+        if not self.accepted.done():
+            self.accepted.set_result(False)
+        self._finish("refused", [])
+
+    def payload(self, packets: list[Encoded]) -> str:
+        return "".join(packets)  # type: ignore[arg-type]  # 0.6 frames are always text
+
+    # -- closing -------------------------------------------------------------
+
+    def close(self, reason: str = "forced close") -> None:
+        if self.state == CLOSED:
+            return
+        self.flush()
+        self._finish(reason, [])
+
+    def abort(self, reason: str, packets: list[Encoded] | None = None) -> None:
+        if self.state == CLOSED:
+            return
+        self._finish(reason, [])
+
+    def _finish(self, reason: str, packets: list[Encoded] | None) -> None:
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
+        if not self.accepted.done():
+            self.accepted.set_result(False)
+        super()._finish(reason, [])
+
+    # -- receiving -----------------------------------------------------------
+
+    def receive_payload(self, payload: str, crlf_tolerant: bool = False, strict: bool = False) -> None:
+        """Handle a client payload (one or more frames; all are processed)."""
+        for message in legacy_codec.decode_payload(payload, crlf_tolerant, strict):
+            if self.state == CLOSED:
+                return
+            if message.beat is not None:
+                self._on_beat(message.beat)
+            else:
+                self.on_message(message.value)
+
+    def receive(self, packet: Encoded) -> None:
+        """A WebSocket message: one payload."""
+        if isinstance(packet, bytes):
+            from ..exceptions import ProtocolError
+
+            raise ProtocolError("binary frames are not part of the 0.6 protocol")
+        self.receive_payload(packet, strict=True)
+
+    # -- heartbeats (persistent and streaming transports) -------------------------
+
+    def _schedule_ping(self, now: float) -> None:
+        if self.state == CLOSED:
+            return
+        at = now + self.engine.options.legacy_heartbeat_interval
+        self._ping_handle = self._loop.call_at(at, self._ping, at)
+
+    def _ping(self, at: float) -> None:
+        self._ping_handle = None
+        if self.state != OPEN:
+            return
+        self._beat += 1
+        self._timeout_handle = self._loop.call_at(
+            at + self.engine.options.legacy_heartbeat_timeout, self._on_ping_timeout
+        )
+        self.send_one(legacy_codec.heartbeat(self._beat))
+
+    def _on_beat(self, beat: str) -> None:
+        if beat != str(self._beat) or self._timeout_handle is None:
+            return  # a stale or unknown counter is ignored, as in the reference
+        self._timeout_handle.cancel()
+        self._timeout_handle = None
+        self._schedule_ping(self._loop.time())
+
+    # -- polling liveness ----------------------------------------------------------
+
+    def poll_started(self) -> None:
+        """A GET arrived: the session is alive."""
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
+
+    def poll_finished(self) -> None:
+        """A GET completed (or went away): the next must come within the close timeout."""
+        if self.state == CLOSED:
+            return
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+        self._close_handle = self._loop.call_later(
+            self.engine.options.legacy_close_timeout, self._poll_timed_out
+        )
+
+    def _poll_timed_out(self) -> None:
+        self._close_handle = None
+        self.abort("transport close")
+
+    def can_upgrade(self) -> bool:
+        return False  # 0.6 has no upgrades

@@ -1,0 +1,75 @@
+"""``SocketIOServer(application)``: the original API's one-line start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import tornado.httpserver
+import tornado.web
+
+from .websocket.flash import FlashPolicyServer
+
+log = logging.getLogger("tornad_io.seed")
+
+
+class SocketIOServer:
+    """Listen on the application's ``socket_io_port`` and run the loop.
+
+    Reads the application settings ``socket_io_port`` (default 8888),
+    ``enabled_protocols``, ``flash_policy_port`` (default 843) and
+    ``flash_policy_file``, starts the Flash policy server when ``flashsocket``
+    is enabled, and runs the asyncio loop until SIGINT or SIGTERM. Called from
+    inside a running loop it only starts listening (see :meth:`start`).
+    """
+
+    def __init__(
+        self, application: tornado.web.Application, auto_start: bool = True, **server_kwargs: Any
+    ) -> None:
+        self.application = application
+        settings = application.settings
+        self.port = int(settings.get("socket_io_port", 8888))
+        self.address = settings.get("socket_io_address", "")
+        self.protocols = list(settings.get("enabled_protocols", [])) or None
+        self.flash_policy_port = int(settings.get("flash_policy_port", 843))
+        self.flash_policy_file = settings.get("flash_policy_file")
+        self.server_kwargs = server_kwargs
+        self.http: tornado.httpserver.HTTPServer | None = None
+        self.flash: FlashPolicyServer | None = None
+        if not auto_start:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self._serve_forever())
+        else:
+            self.start()
+
+    @property
+    def flash_enabled(self) -> bool:
+        return self.protocols is None or "flashsocket" in self.protocols
+
+    def start(self) -> None:
+        """Start listening (needs a running loop)."""
+        self.http = tornado.httpserver.HTTPServer(self.application, **self.server_kwargs)
+        self.http.listen(self.port, address=self.address)
+        log.info("socket.io server listening on port %s", self.port)
+        if self.flash_enabled:
+            self.flash = FlashPolicyServer(port=self.flash_policy_port, policy_file=self.flash_policy_file)
+
+    def stop(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+        if self.flash is not None:
+            self.flash.stop()
+
+    async def _serve_forever(self) -> None:
+        self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        self.stop()

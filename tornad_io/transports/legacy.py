@@ -1,0 +1,373 @@
+"""The six Socket.IO 0.6 transports over Tornado, beside Engine.IO v4.
+
+URLs: ``/<resource>[<extra>]/<transport>[/<session id>[/<tail>]]``.
+
+- ``websocket`` and ``flashsocket``: RFC 6455 (what Tornado and every living
+  browser speak), one text message per payload;
+- ``xhr-polling`` and ``jsonp-polling``: long-poll GETs held up to
+  ``legacy_poll_duration``, POSTs of a form field ``data``;
+- ``xhr-multipart`` and ``htmlfile``: one never-ending GET streaming payloads
+  as multipart parts or ``<script>`` chunks, POSTs for the way back.
+
+:class:`SocketIORouteHandler` answers a route of the original API: a request
+naming a transport is 0.6, anything else is Engine.IO v4 (``/<resource>/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+from ..engineio.codec import Encoded
+from ..engineio.legacy_session import LegacySession
+from ..exceptions import ProtocolError
+from .engineio import EngineIOHandler
+
+log = logging.getLogger("tornad_io.transport")
+
+LEGACY_TRANSPORTS = ("websocket", "flashsocket", "xhr-multipart", "xhr-polling", "jsonp-polling", "htmlfile")
+
+HTMLFILE_PREAMBLE = "<html><body>" + " " * 244
+MULTIPART_BOUNDARY = "socketio"
+_JSONP_INDEX = re.compile(r"(?:^|/)([0-9]+)/?$")
+
+
+def js_string(text: str) -> str:
+    """A JavaScript string literal for *text*, safe inside ``<script>``."""
+    return (
+        json.dumps(text, ensure_ascii=True)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
+
+
+class LegacyPollingTransport:
+    """xhr-polling and jsonp-polling: one held GET at a time."""
+
+    __slots__ = ("name", "session", "_waiter")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.session: LegacySession | None = None
+        self._waiter: asyncio.Future[list[Encoded]] | None = None
+
+    @property
+    def writable(self) -> bool:
+        return self._waiter is not None and not self._waiter.done()
+
+    def is_congested(self) -> bool:
+        return not self.writable
+
+    def deliver(self, packets: list[Encoded]) -> None:
+        assert self._waiter is not None
+        self._waiter.set_result(packets)
+
+    def end(self, packets: list[Encoded] | None = None) -> None:
+        if self.writable:
+            assert self._waiter is not None
+            self._waiter.set_result(packets or [])
+
+    async def poll(self, duration: float) -> list[Encoded]:
+        """Wait up to *duration* seconds for packets for one GET."""
+        session = self.session
+        assert session is not None
+        if self.writable:
+            # A second GET while one is held: answer the older one, empty.
+            assert self._waiter is not None
+            self._waiter.set_result([])
+        session.poll_started()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[Encoded]] = loop.create_future()
+        self._waiter = waiter
+
+        def expire() -> None:
+            if not waiter.done():
+                waiter.set_result([])  # held long enough: an empty reply
+
+        timer = loop.call_later(duration, expire)
+        try:
+            session.flush()
+            return await waiter
+        finally:
+            timer.cancel()
+            if self._waiter is waiter:
+                self._waiter = None
+            session.poll_finished()
+
+
+class LegacyStreamTransport:
+    """xhr-multipart and htmlfile: payloads written into one open response."""
+
+    __slots__ = ("name", "handler", "done", "session")
+
+    def __init__(self, name: str, handler: SocketIORouteHandler) -> None:
+        self.name = name
+        self.session: LegacySession | None = None
+        self.handler: SocketIORouteHandler | None = handler
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def writable(self) -> bool:
+        return self.handler is not None
+
+    def is_congested(self) -> bool:
+        handler = self.handler
+        if handler is None:
+            return True
+        stream = handler.request.connection.stream  # type: ignore[union-attr]
+        return bool(stream._total_write_index - stream._total_write_done_index > 64 * 1024)
+
+    def deliver(self, packets: list[Encoded]) -> None:
+        handler = self.handler
+        if handler is None:
+            return
+        payload = "".join(packets)  # type: ignore[arg-type]
+        if self.name == "htmlfile":
+            chunk = f"<script>parent.s._({js_string(payload)}, document);</script>"
+        else:
+            chunk = f"Content-Type: text/plain\n\n{payload}\n--{MULTIPART_BOUNDARY}\n"
+        handler.write(chunk)
+        handler.flush()
+
+    def end(self, packets: list[Encoded] | None = None) -> None:
+        if packets:
+            self.deliver(packets)
+        handler, self.handler = self.handler, None
+        if handler is not None and not handler._finished:
+            handler.finish()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def lost(self) -> None:
+        """The GET's connection went away."""
+        self.handler = None
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class SocketIORouteHandler(EngineIOHandler):
+    """One route of the original API: 0.6 transports and Engine.IO v4 together."""
+
+    def initialize(self, engine: Any, enabled_protocols: tuple[str, ...] = LEGACY_TRANSPORTS) -> None:
+        super().initialize(engine)
+        self.enabled_protocols = enabled_protocols
+        self._stream: LegacyStreamTransport | None = None
+        self._legacy_poll: LegacyPollingTransport | None = None
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _legacy_session(self, protocol: str, sid: str | None) -> LegacySession | None:
+        session = self.engine.sessions.get(sid or "")
+        if not isinstance(session, LegacySession) or session.transport.name != protocol:
+            return None
+        return session
+
+    def _unknown_session(self) -> None:
+        self.set_status(404)
+        self.set_header("Connection", "close")
+        self.set_header("Content-Type", "text/plain")
+        self.finish("unknown session")
+
+    def _legacy_origin_ok(self) -> bool:
+        return self.opts.legacy_origin_allowed(self.request.headers.get("Origin"))
+
+    def _legacy_info(self) -> Any:
+        return self._handshake_info({})
+
+    # -- GET -----------------------------------------------------------------
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        protocol = kwargs.get("protocol")
+        if protocol is None:
+            await super().get(*args, **kwargs)
+            return
+        if protocol not in self.enabled_protocols:
+            self.send_error(404)
+            return
+        sid = kwargs.get("session_id") or None
+        if protocol in ("websocket", "flashsocket"):
+            if sid is not None or not self._legacy_origin_ok():
+                self.set_status(403)
+                self.finish("forbidden")
+                return
+            self.name = protocol
+            self._legacy = True
+            await tornado_websocket_get(self, *args, **kwargs)
+        elif protocol in ("xhr-polling", "jsonp-polling"):
+            await self._poll_get(protocol, sid, kwargs.get("tail") or "")
+        else:
+            await self._stream_get(protocol, sid)
+
+    async def _poll_get(self, protocol: str, sid: str | None, tail: str) -> None:
+        jsonp_index = None
+        if protocol == "jsonp-polling":
+            match = _JSONP_INDEX.search(tail)
+            jsonp_index = match.group(1) if match else "0"
+        if sid is None:
+            transport = LegacyPollingTransport(protocol)
+            session = self.engine.handshake(transport, self._legacy_info(), LegacySession)
+            assert isinstance(session, LegacySession)
+            transport.session = session
+            if not await session.accepted:
+                self.set_status(403)
+                self.finish("connection refused")
+                return
+        else:
+            found = self._legacy_session(protocol, sid)
+            if found is None:
+                self._unknown_session()
+                return
+            session = found
+            transport = session.transport  # type: ignore[assignment]
+        self._legacy_poll = transport
+        try:
+            packets = await transport.poll(self.opts.legacy_poll_duration)
+        except asyncio.CancelledError:
+            return
+        finally:
+            self._legacy_poll = None
+        payload = session.payload(packets)
+        origin = self.request.headers.get("Origin")
+        if jsonp_index is not None:
+            self.set_header("Content-Type", "text/javascript; charset=UTF-8")
+            if origin is not None and not self._legacy_origin_ok():
+                self.finish("alert('Cross domain security restrictions not met');")
+                return
+            self.finish(f"io.JSONP[{jsonp_index}]._({js_string(payload)});")
+            return
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        if origin is not None and self._legacy_origin_ok():
+            self.set_header("Access-Control-Allow-Origin", "*" if origin == "null" else origin)
+            if "Cookie" in self.request.headers:
+                self.set_header("Access-Control-Allow-Credentials", "true")
+        self.finish(payload.encode())
+
+    async def _stream_get(self, protocol: str, sid: str | None) -> None:
+        if sid is not None:
+            self._unknown_session()
+            return
+        if protocol == "htmlfile":
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
+            preamble = HTMLFILE_PREAMBLE
+        else:
+            self.set_header("Content-Type", f'multipart/x-mixed-replace;boundary="{MULTIPART_BOUNDARY}"')
+            origin = self.request.headers.get("Origin")
+            if origin is not None and self._legacy_origin_ok():
+                self.set_header("Access-Control-Allow-Origin", "*")
+                self.set_header("Access-Control-Allow-Credentials", "true")
+            preamble = f"--{MULTIPART_BOUNDARY}\n"
+        self.set_header("Connection", "keep-alive")
+        self.set_header("Cache-Control", "no-cache")
+        transport = LegacyStreamTransport(protocol, self)
+        self._stream = transport
+        session = self.engine.handshake(transport, self._legacy_info(), LegacySession)
+        assert isinstance(session, LegacySession)
+        transport.session = session
+        if not await session.accepted:
+            transport.handler = None
+            self.set_status(403)
+            self.finish("connection refused")
+            return
+        self.write(preamble)
+        session.flush()  # the session id, and anything queued with it
+        if transport.handler is not None:
+            self.flush()
+        await transport.done
+        self._stream = None
+        if not self._finished:
+            self.finish()
+
+    # -- POST ----------------------------------------------------------------
+
+    async def post(self, *args: Any, **kwargs: Any) -> None:
+        protocol = kwargs.get("protocol")
+        if protocol is None:
+            await super().post(*args, **kwargs)
+            return
+        if protocol not in self.enabled_protocols:
+            self.send_error(404)
+            return
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self._legacy_origin_ok():
+            self.set_status(401)
+            self.set_header("Content-Type", "text/plain")
+            self.finish("unauthorized")
+            return
+        session = self._legacy_session(protocol, kwargs.get("session_id"))
+        if session is None:
+            self._unknown_session()
+            return
+        body = self.request.body
+        if len(body) > self.opts.max_http_buffer_size:
+            self.set_status(413)
+            self.finish("Payload Too Large")
+            return
+        try:
+            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            fields = {}
+        data = fields.get("data")
+        if data is None:
+            self.set_status(400)
+            self.set_header("Content-Type", "text/plain")
+            self.finish("expected a form field named data")
+            return
+        self.set_header("Content-Type", "text/plain")
+        if origin is not None:
+            if protocol == "xhr-multipart":
+                self.set_header("Access-Control-Allow-Origin", "*")
+                self.set_header("Access-Control-Allow-Credentials", "true")
+            elif protocol == "xhr-polling":
+                self.set_header("Access-Control-Allow-Origin", "*")
+                if "Cookie" in self.request.headers:
+                    self.set_header("Access-Control-Allow-Credentials", "true")
+        self.finish("ok")
+        try:
+            session.receive_payload(data[0], crlf_tolerant=protocol == "jsonp-polling")
+        except ProtocolError as error:  # pragma: no cover - the tolerant decoder does not raise
+            session.protocol_error(error)
+
+    async def options(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("protocol") is None:
+            await super().options(*args, **kwargs)
+            return
+        origin = self.request.headers.get("Origin")
+        if origin is not None and self._legacy_origin_ok():
+            self.set_header("Access-Control-Allow-Origin", "*" if origin == "null" else origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            method = self.request.headers.get("Access-Control-Request-Method")
+            if method:
+                self.set_header("Access-Control-Allow-Methods", method)
+            headers = self.request.headers.get("Access-Control-Request-Headers")
+            if headers:
+                self.set_header("Access-Control-Allow-Headers", headers)
+        self.set_header("Content-Type", "text/plain")
+        self.finish("ok")
+
+    # -- connection ends ---------------------------------------------------------
+
+    def on_close(self) -> None:
+        poll = self._legacy_poll
+        if poll is not None:
+            if poll._waiter is not None and not poll._waiter.done():
+                poll._waiter.cancel()
+            return
+        stream = self._stream
+        if stream is not None:
+            stream.lost()
+            if stream.session is not None:
+                stream.session.abort("transport close")
+            return
+        super().on_close()
+
+
+async def tornado_websocket_get(handler: SocketIORouteHandler, *args: Any, **kwargs: Any) -> None:
+    """Tornado's own WebSocket upgrade, bypassing the Engine.IO checks of the parent class."""
+    import tornado.websocket
+
+    await tornado.websocket.WebSocketHandler.get(handler, *args, **kwargs)

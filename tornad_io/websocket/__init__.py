@@ -1,0 +1,1 @@
+"""WebSocket-related helpers of the original API (the Flash policy server)."""

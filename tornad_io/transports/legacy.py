@@ -263,6 +263,7 @@ class SocketIORouteHandler(EngineIOHandler):
             preamble = f"--{MULTIPART_BOUNDARY}\n"
         self.set_header("Connection", "keep-alive")
         self.set_header("Cache-Control", "no-cache")
+        self.write(preamble)  # buffered: goes out ahead of the first payload
         transport = LegacyStreamTransport(protocol, self)
         self._stream = transport
         session = self.engine.handshake(transport, self._legacy_info(), LegacySession)
@@ -270,13 +271,10 @@ class SocketIORouteHandler(EngineIOHandler):
         transport.session = session
         if not await session.accepted:
             transport.handler = None
+            self.clear()
             self.set_status(403)
             self.finish("connection refused")
             return
-        self.write(preamble)
-        session.flush()  # the session id, and anything queued with it
-        if transport.handler is not None:
-            self.flush()
         await transport.done
         self._stream = None
         if not self._finished:

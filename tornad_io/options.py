@@ -52,6 +52,15 @@ class ServerOptions:
     trusted_proxies: Sequence[str] = ()
     #: Seconds a client may stay connected without joining a namespace (reference: 45 s).
     connect_timeout: float = 45.0
+    #: Bytes that may wait for a client that does not read (polling queue or WebSocket
+    #: send buffer) before it is disconnected ("transport error"); volatile packets are
+    #: dropped for such a client long before.
+    max_buffered_bytes: int = 4_000_000
+    #: Most sessions at once; further handshakes get HTTP 503. ``None``: no limit.
+    max_connections: int | None = None
+    #: Handshakes allowed per second from one address (bursts of twice that); further ones
+    #: get HTTP 429. ``None``: no limit.
+    handshake_rate_per_ip: float | None = None
     #: Most binary attachments one packet may declare.
     max_attachments: int = 100
     #: Socket.IO 0.6 sessions: seconds between heartbeats (reference: 10 s) …

@@ -6,6 +6,7 @@
 // Commands:
 //   {"cmd":"connect","id":"a","url":"http://127.0.0.1:1234/nsp","opts":{...},"acks":{"event":value}}
 //   {"cmd":"emit","id":"a","event":"e","args":[...],"ack":true,"timeout":ms,"tag":"t"}
+//   {"cmd":"burst","id":"a","event":"e","count":N}   (emits e with 0..N-1)
 //   {"cmd":"disconnect","id":"a"}
 //   {"cmd":"exit"}
 // Reports:
@@ -95,6 +96,12 @@ rl.on("line", (line) => {
     case "emit":
       emit(command);
       break;
+    case "burst": {
+      // count emits in one go (they queue in the client while it upgrades)
+      const socket = sockets.get(command.id);
+      for (let i = 0; i < command.count; i++) socket.emit(command.event, i);
+      break;
+    }
     case "disconnect":
       sockets.get(command.id)?.disconnect();
       break;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import Callable
 
 from ..options import ServerOptions
@@ -123,6 +124,31 @@ class Engine:
         self.options = options
         self.on_connection = on_connection
         self.sessions: dict[str, Session] = {}
+        #: Set by a graceful shutdown: new handshakes are refused.
+        self.closing = False
+        self._drained: asyncio.Event | None = None
+        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, last refill)
+
+    def admit(self, address: str) -> None:
+        """Check a new handshake against shutdown, ``max_connections`` and the per-address rate."""
+        if self.closing:
+            raise EngineError(3, "Server is shutting down", 503)
+        limit = self.options.max_connections
+        if limit is not None and len(self.sessions) >= limit:
+            raise EngineError(3, "Too many connections", 503)
+        rate = self.options.handshake_rate_per_ip
+        if rate is None:
+            return
+        now = time.monotonic()
+        burst = 2 * rate
+        tokens, last = self._buckets.get(address, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens < 1:
+            self._buckets[address] = (tokens, now)
+            raise EngineError(3, "Too many handshakes", 429)
+        self._buckets[address] = (tokens - 1, now)
+        if len(self._buckets) > 100_000:  # forget full buckets, keeping the table small
+            self._buckets = {a: b for a, b in self._buckets.items() if b[0] + (now - b[1]) * rate < burst}
 
     @staticmethod
     def generate_id() -> str:
@@ -184,8 +210,25 @@ class Engine:
     def _forget(self, session: Session) -> None:
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
+            if not self.sessions and self._drained is not None:
+                self._drained.set()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until every session is gone (the last polls collected), at most *timeout* s.
+
+        Sessions still there at the deadline are closed at once.
+        """
+        if self.sessions:
+            self._drained = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout)
+            except asyncio.TimeoutError:
+                for session in list(self.sessions.values()):
+                    session.abort("server shutting down", [])
+                    self._forget(session)
 
     def close_all(self, reason: str = "server shutting down") -> None:
-        """Close every session (graceful shutdown)."""
+        """Refuse new handshakes and close every session, after what it had queued."""
+        self.closing = True
         for session in list(self.sessions.values()):
             session.close(reason)

@@ -90,6 +90,7 @@ class Session:
         "on_message",
         "on_close",
         "_queue",
+        "_queued_bytes",
         "_loop",
         "_ping_handle",
         "_timeout_handle",
@@ -110,6 +111,7 @@ class Session:
         self.on_close: Callable[[str], None] = _ignore
         self.close_reason: str | None = None
         self._queue: list[Encoded] = []
+        self._queued_bytes = 0  # held while the transport cannot take them
         self._loop = asyncio.get_running_loop()
         self._ping_handle: asyncio.TimerHandle | None = None
         self._timeout_handle: asyncio.TimerHandle | None = None
@@ -200,7 +202,10 @@ class Session:
         if self.transport.writable:
             queue = self._queue
             self._queue = []
+            self._queued_bytes = 0
             self.transport.deliver(queue)
+        else:
+            self._held(sum(len(p) for p in packets))
 
     def send_one(self, packet: Encoded) -> None:
         """Queue one encoded packet (the hot path for a single emit)."""
@@ -210,13 +215,32 @@ class Session:
         if self.transport.writable:
             queue = self._queue
             self._queue = []
+            self._queued_bytes = 0
             self.transport.deliver(queue)
+        else:
+            self._held(len(packet))
+
+    def _held(self, size: int) -> None:
+        self._queued_bytes += size
+        if self._queued_bytes > self.engine.options.max_buffered_bytes:
+            self.overflow(self._queued_bytes)
+
+    def overflow(self, size: int) -> None:
+        """The client takes its packets too slowly: disconnect it, memory stays bounded."""
+        log.warning(
+            "session %s: %d bytes waiting for a client that does not read (max_buffered_bytes=%d); closing",
+            self.sid,
+            size,
+            self.engine.options.max_buffered_bytes,
+        )
+        self.abort("transport error", [])
 
     def flush(self) -> None:
         """Write what is queued if the transport can take it now."""
         if self._queue and self.transport.writable:
             queue = self._queue
             self._queue = []
+            self._queued_bytes = 0
             self.transport.deliver(queue)
         elif self._upgrading and self.transport.writable and self.transport.name == "polling":
             # Release the pending poll so the client can finish its upgrade.

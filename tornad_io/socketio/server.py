@@ -175,12 +175,19 @@ class Server:
         app.wildcard_router.add_rules(self.routes(path))
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Disconnect every client ("server shutting down") and close the adapters."""
+        """Stop gracefully, within *timeout* seconds.
+
+        New handshakes are refused (HTTP 503), every socket is disconnected with
+        the reason ``server shutting down``, what was already emitted is
+        flushed (polling clients get it, and the close, on their next poll),
+        then the adapters close. Stopping the HTTP server is the caller's part.
+        """
+        self.engine.closing = True
         for nsp in list(self._namespaces.values()):
             for socket in list(nsp.sockets.values()):
                 socket._on_close("server shutting down")
         self.engine.close_all("server shutting down")
-        await asyncio.sleep(0)
+        await self.engine.drain(timeout)
         for nsp in list(self._namespaces.values()):
             try:
                 await asyncio.wait_for(nsp.adapter.close(), timeout)

@@ -130,6 +130,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         return info
 
     def _allow_handshake(self) -> None:
+        self.engine.admit(self._client_address())
         hook = self.opts.allow_request
         if hook is None:
             return
@@ -392,6 +393,11 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
                     conn.write_message(packet, binary=isinstance(packet, bytes))
         except (StreamClosedError, tornado.websocket.WebSocketClosedError):
             self._closed = True
+            return
+        stream: Any = conn.stream
+        buffered = stream._total_write_index - stream._total_write_done_index
+        if buffered > self.opts.max_buffered_bytes and self._session is not None:
+            self._session.overflow(buffered)
 
     def end(self, packets: list[Encoded] | None = None) -> None:
         if packets:

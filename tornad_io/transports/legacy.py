@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 from ..engineio.codec import Encoded
 from ..engineio.legacy_session import LegacySession
+from ..engineio.server import EngineError
 from ..exceptions import ProtocolError
 from .engineio import EngineIOHandler
 
@@ -179,6 +180,17 @@ class SocketIORouteHandler(EngineIOHandler):
     def _legacy_info(self) -> Any:
         return self._handshake_info({})
 
+    def _legacy_admit(self) -> bool:
+        """Apply the handshake limits to a new 0.6 session; answer the refusal if any."""
+        try:
+            self.engine.admit(self._client_address())
+        except EngineError as error:
+            self.set_status(error.status)
+            self.set_header("Content-Type", "text/plain")
+            self.finish(error.message)
+            return False
+        return True
+
     # -- GET -----------------------------------------------------------------
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -195,6 +207,8 @@ class SocketIORouteHandler(EngineIOHandler):
                 self.set_status(403)
                 self.finish("forbidden")
                 return
+            if not self._legacy_admit():
+                return
             self.name = protocol
             self._legacy = True
             await tornado_websocket_get(self, *args, **kwargs)
@@ -209,6 +223,8 @@ class SocketIORouteHandler(EngineIOHandler):
             match = _JSONP_INDEX.search(tail)
             jsonp_index = match.group(1) if match else "0"
         if sid is None:
+            if not self._legacy_admit():
+                return
             transport = LegacyPollingTransport(protocol)
             session = self.engine.handshake(transport, self._legacy_info(), LegacySession)
             assert isinstance(session, LegacySession)
@@ -250,6 +266,8 @@ class SocketIORouteHandler(EngineIOHandler):
     async def _stream_get(self, protocol: str, sid: str | None) -> None:
         if sid is not None:
             self._unknown_session()
+            return
+        if not self._legacy_admit():
             return
         if protocol == "htmlfile":
             self.set_header("Content-Type", "text/html; charset=UTF-8")

@@ -231,7 +231,10 @@ async def test_hostile_client_does_not_disturb_others(serve: Any, node: Any) -> 
         for message in messages:
             conn.write_message(message, binary=isinstance(message, bytes))
         while True:  # each one ends with the server closing the connection
-            reply = await asyncio.wait_for(conn.read_message(), WAIT)
+            try:
+                reply = await asyncio.wait_for(conn.read_message(), WAIT)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"{name}: the server did not close the connection") from None
             if reply is None:
                 break
         await chat()

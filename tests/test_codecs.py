@@ -249,3 +249,46 @@ def test_decimal_is_encoded_exactly() -> None:
     assert _json.dumps([2**80]) == "[1208925819614629174706176]"
     with pytest.raises(TypeError):
         _json.dumps(decimal.Decimal("NaN"))
+
+
+# -- Socket.IO 0.6 frames and form bodies ----------------------------------------------
+
+from tornad_io.engineio import legacy_codec  # noqa: E402
+from tornad_io.transports.engineio import _jsonp_body  # noqa: E402
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(max_size=40), max_size=8))
+def test_legacy_frames_round_trip(messages: list[str]) -> None:
+    payload = "".join(legacy_codec.frame(m) for m in messages)
+    assert legacy_codec.decode_frames(payload) == messages
+
+
+@settings(max_examples=500)
+@given(st.text(max_size=200), st.booleans())
+def test_legacy_garbage_only_raises_protocol_error(text: str, crlf: bool) -> None:
+    try:
+        legacy_codec.decode_payload(text, crlf_tolerant=crlf, strict=True)
+    except ProtocolError:
+        pass
+    legacy_codec.decode_payload(text, crlf_tolerant=crlf)  # the tolerant mode never raises
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=200))
+def test_jsonp_bodies_only_raise_protocol_error(text: str) -> None:
+    try:
+        eio.decode_payload(_jsonp_body(text))
+    except ProtocolError:
+        pass
+
+
+def test_hostile_sizes_are_refused_quickly() -> None:
+    with pytest.raises(ProtocolError):
+        legacy_codec.decode_frames("~m~999999999~m~x")
+    with pytest.raises(ProtocolError):
+        sio.Decoder().add("2" + "[" * 100_000)  # nesting beyond the JSON parser's limit
+    with pytest.raises(ProtocolError):
+        sio.Decoder().add('2["a","\\ud800"]')  # a lone surrogate
+    with pytest.raises(ProtocolError):
+        sio.Decoder(max_attachments=100).add('5999999-["a"]')

@@ -308,3 +308,50 @@ async def test_graceful_shutdown(serve: Any, node: Any) -> None:
     await asyncio.wait_for(stopping, WAIT)
     reasons = {(await asyncio.wait_for(seen["disconnected"].get(), WAIT))[1] for _ in range(2)}
     assert reasons == {"server shutting down"}
+
+
+# -- sessions belong to their owner; slow and idle connections ---------------------------
+
+
+async def test_session_ids_and_cross_use(serve: Any) -> None:
+    import tornado.web
+
+    from tornad_io.socket_io import SocketIOHandler
+
+    class Handler(SocketIOHandler):
+        pass
+
+    server = await serve(tornado.web.Application([Handler.routes("r")]))
+    ids = set()
+    for _ in range(50):
+        body = (await fetch(f"{server.url}/r/?EIO=4&transport=polling")).body.decode()
+        sid = json.loads(body[1:])["sid"]
+        assert len(sid) == 20 and all(c.isalnum() or c in "-_" for c in sid)  # 120 bits, URL-safe base64
+        ids.add(sid)
+    assert len(ids) == 50
+    legacy_sid = (await fetch(f"{server.url}/r/xhr-polling//1")).body.decode().split("~m~")[2]
+    assert len(legacy_sid) == 32  # 128 bits
+    # a 0.6 session through the v4 endpoint, and a v4 session through a 0.6 transport: refused
+    assert (await fetch(f"{server.url}/r/?EIO=4&transport=polling&sid={legacy_sid}")).code == 400
+    assert (await fetch(f"{server.url}/r/xhr-polling/{sid.replace('-', '').replace('_', '')}/1")).code == 404
+
+
+async def test_slow_headers_and_idle_connections_are_closed(serve: Any) -> None:
+    io, _ = tracking_server()
+    options = io.http_server_options(idle_timeout=0.3, body_timeout=0.3)
+    assert options["max_body_size"] == io.options.max_http_buffer_size + 64 * 1024
+    server = await serve(io.routes(), **options)
+    loop = asyncio.get_running_loop()
+    for partial in [b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n", b""]:
+        stream = IOStream(pysocket.socket())
+        await stream.connect(("127.0.0.1", server.port))
+        if partial:
+            await stream.write(partial)  # headers never finished (slowloris)
+        started = loop.time()
+        await asyncio.wait_for(stream.read_until_close(), WAIT)
+        assert loop.time() - started < 5
+    # a body announced but never sent
+    stream = IOStream(pysocket.socket())
+    await stream.connect(("127.0.0.1", server.port))
+    await stream.write(b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+    await asyncio.wait_for(stream.read_until_close(), WAIT)

@@ -78,7 +78,7 @@ async def main() -> None:
     if not os.path.exists(os.path.join(CLIENT_BUNDLE, "socket.io.min.js")):
         sys.exit("socket.io-client is not installed: run `npm ci` at the repository root first")
     app, io = make_app()
-    server = app.listen(args.port, address=args.host)
+    server = app.listen(args.port, address=args.host, **io.http_server_options())
     print(f"chat demo on http://localhost:{args.port}  (Ctrl-C to stop)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -170,6 +170,21 @@ class Server:
 
         return engine_routes(self.engine, path)
 
+    def http_server_options(self, idle_timeout: float = 60.0, body_timeout: float = 30.0) -> dict[str, Any]:
+        """Keyword arguments for ``tornado.httpserver.HTTPServer`` that bound what a client can hold.
+
+        Connections idle between requests (or sending headers slowly) close after
+        *idle_timeout*; a request body must arrive within *body_timeout*; bodies
+        larger than ``max_http_buffer_size`` are refused before they are read.
+        """
+        return {
+            "idle_connection_timeout": idle_timeout,
+            "body_timeout": body_timeout,
+            "max_body_size": self.options.max_http_buffer_size + 64 * 1024,
+            "max_header_size": 64 * 1024,
+            "xheaders": False,
+        }
+
     def attach(self, app: Any, path: str | None = None) -> None:
         """Add the server's routes to an existing ``tornado.web.Application``."""
         app.wildcard_router.add_rules(self.routes(path))

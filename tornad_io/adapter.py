@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from .engineio.codec import shared
 from .socketio import codec
 
 if TYPE_CHECKING:
@@ -136,8 +137,8 @@ class Adapter:
             client = socket.client
             packets = encoded.get(client.generation)
             if packets is None:
-                packets = encoded[client.generation] = client.encode(
-                    packet.type, packet.nsp, packet.data, packet.id
+                packets = encoded[client.generation] = shared(
+                    client.encode(packet.type, packet.nsp, packet.data, packet.id)
                 )
             if socket._any_outgoing:
                 socket._notify_outgoing(packet.data)
@@ -164,8 +165,8 @@ class Adapter:
             client = socket.client
             packets = encoded.get(client.generation)
             if packets is None:
-                packets = encoded[client.generation] = client.encode(
-                    packet.type, packet.nsp, packet.data, packet.id
+                packets = encoded[client.generation] = shared(
+                    client.encode(packet.type, packet.nsp, packet.data, packet.id)
                 )
             if socket._any_outgoing:
                 socket._notify_outgoing(packet.data)

@@ -38,6 +38,20 @@ NOOP_PACKET = NOOP
 CLOSE_PACKET = CLOSE
 
 
+class SharedText(str):
+    """A text packet handed to many sessions (a broadcast): transports may cache
+    its wire form in the instance ``__dict__`` (key ``"ws"``), built once."""
+
+
+class SharedBytes(bytes):
+    """A binary packet handed to many sessions, like :class:`SharedText`."""
+
+
+def shared(packets: list[Encoded]) -> list[Encoded]:
+    """The same packets, marked as shared so their wire forms are built once."""
+    return [SharedText(p) if isinstance(p, str) else SharedBytes(p) for p in packets]
+
+
 def message(data: str) -> str:
     """Encode a text MESSAGE packet."""
     return MESSAGE + data

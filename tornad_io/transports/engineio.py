@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamClosedError
+from tornado.websocket import _WebSocketParams
 
 from .. import _json
 from ..engineio import codec
@@ -27,8 +28,29 @@ from ..engineio.codec import Encoded
 from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
 from ..engineio.session import HandshakeInfo, Session
 from ..exceptions import ProtocolError
+from .wsframes import FastWebSocketProtocol
+from .wsframes import frame as ws_frame
 
 log = logging.getLogger("tornad_io.transport")
+
+
+def _utf8(packet: Encoded) -> bytes:
+    return packet.encode() if isinstance(packet, str) else packet
+
+
+def _ws_frame(packet: Encoded) -> bytes:
+    """The WebSocket frame of one encoded packet, cached on packets shared by a broadcast."""
+    kind = type(packet)
+    if kind is str:
+        return ws_frame(0x1, packet.encode())  # type: ignore[union-attr]
+    if kind is bytes:
+        return ws_frame(0x2, packet)  # type: ignore[arg-type]
+    cached: bytes | None = packet.__dict__.get("ws")
+    if cached is None:
+        cached = ws_frame(0x1, packet.encode()) if isinstance(packet, str) else ws_frame(0x2, bytes(packet))
+        packet.__dict__["ws"] = cached
+    return cached
+
 
 # A WebSocket whose unsent output exceeds this many bytes drops volatile packets.
 _CONGESTED_BYTES = 64 * 1024
@@ -300,6 +322,17 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
     def max_message_size(self) -> int:
         return self.opts.max_http_buffer_size
 
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        if self.request.headers.get("Sec-WebSocket-Version") != "13":
+            return None
+        params = _WebSocketParams(
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            max_message_size=self.max_message_size,
+            compression_options=self.get_compression_options(),
+        )
+        return FastWebSocketProtocol(self, False, params)
+
     async def open(self, *args: str, **kwargs: str) -> None:
         self.set_nodelay(True)
         session = self._session
@@ -380,14 +413,15 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         if self._batch:
             packets = ["".join(packets)]  # type: ignore[arg-type]  # a 0.6 payload is one message
         try:
-            if conn._compressor is None:  # type: ignore[attr-defined]
-                # Straight to the frame writer: write_message() would wrap every
-                # frame in a task that nobody awaits.
+            if type(conn) is FastWebSocketProtocol and conn._compressor is None:
+                # One send for all the frames; a broadcast's frame is built once (see Shared*).
+                if len(packets) == 1:
+                    conn.send_frames(_ws_frame(packets[0]))
+                else:
+                    conn.send_frames(b"".join([_ws_frame(p) for p in packets]))
+            elif conn._compressor is None:  # type: ignore[attr-defined]
                 for packet in packets:
-                    if isinstance(packet, str):
-                        conn._write_frame(True, 0x1, packet.encode())  # type: ignore[attr-defined]
-                    else:
-                        conn._write_frame(True, 0x2, packet)  # type: ignore[attr-defined]
+                    conn._write_frame(True, 0x1 if isinstance(packet, str) else 0x2, _utf8(packet))  # type: ignore[attr-defined]
             else:
                 for packet in packets:
                     conn.write_message(packet, binary=isinstance(packet, bytes))
@@ -395,7 +429,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             self._closed = True
             return
         stream: Any = conn.stream
-        buffered = stream._total_write_index - stream._total_write_done_index
+        buffered = len(stream._write_buffer) if stream._write_buffer is not None else 0
         if buffered > self.opts.max_buffered_bytes and self._session is not None:
             self._session.overflow(buffered)
 

@@ -158,17 +158,35 @@ class NodeClients:
         self._reader.cancel()
 
 
-@pytest.fixture
-async def node() -> Any:
-    """A Node process running the real socket.io-client, driven from the test."""
-    script = os.path.join(ROOT, "tests", "js", "remote_client.mjs")
+async def start_driver(script: str, ready_timeout: float = WAIT) -> NodeClients:
     if not os.path.isdir(os.path.join(ROOT, "node_modules", "socket.io-client")):
         pytest.fail("node_modules missing: run the README's test command (it runs npm ci)")
     proc = await asyncio.create_subprocess_exec(
-        NODE, script, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        NODE,
+        os.path.join(ROOT, "tests", "js", script),
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     clients = NodeClients(proc)
-    await clients.expect("ready")
+    await clients.expect("ready", timeout=ready_timeout)
+    return clients
+
+
+@pytest.fixture
+async def node() -> Any:
+    """A Node process running the real socket.io-client, driven from the test."""
+    clients = await start_driver("remote_client.mjs")
+    yield clients
+    await clients.close()
+
+
+@pytest.fixture
+async def legacy_browser() -> Any:
+    """Headless Chromium running the real Socket.IO 0.6 client (tests/js/legacy_browser.mjs)."""
+    if not os.path.exists(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
+        pytest.fail("chromium is missing: run the README's test command (it installs Debian's chromium)")
+    clients = await start_driver("legacy_browser.mjs", ready_timeout=60)
     yield clients
     await clients.close()
 

@@ -353,5 +353,7 @@ async def test_slow_headers_and_idle_connections_are_closed(serve: Any) -> None:
     # a body announced but never sent
     stream = IOStream(pysocket.socket())
     await stream.connect(("127.0.0.1", server.port))
-    await stream.write(b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+    await stream.write(
+        b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab"
+    )
     await asyncio.wait_for(stream.read_until_close(), WAIT)

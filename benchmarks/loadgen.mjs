@@ -1,0 +1,229 @@
+// Load generator for the benchmarks: raw Engine.IO v4 / Socket.IO v5 frames over `ws` and
+// keep-alive HTTP, no client library in the way (a socket.io-client per simulated client would
+// cost more CPU than the servers being measured).
+//
+//   node benchmarks/loadgen.mjs <scenario> --port P [--clients C] [--duration S] [--messages M] [--payload B]
+// scenarios: ws-echo, poll-echo, fanout, idle. Prints one JSON object (idle: a line when all are
+// connected, then waits for a line on stdin before closing, so the caller can read the server's RSS).
+import WebSocket from "ws";
+import http from "node:http";
+import readline from "node:readline";
+
+const argv = process.argv.slice(2);
+const scenario = argv[0];
+const opt = (name, fallback) => {
+  const i = argv.indexOf("--" + name);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+const port = Number(opt("port"));
+const clients = Number(opt("clients", 10));
+const duration = Number(opt("duration", 5)) * 1000;
+const messages = Number(opt("messages", 10));
+const payload = "x".repeat(Number(opt("payload", 32)));
+const deadline = Number(opt("timeout", 120)) * 1000; // hard bound on any scenario
+const WS_URL = `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`;
+
+setTimeout(() => {
+  process.stdout.write(JSON.stringify({ error: "timed out" }) + "\n");
+  process.exit(2);
+}, deadline).unref();
+
+function connectWs(onMessage) {
+  // resolves once the Socket.IO connection to "/" is confirmed
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(WS_URL, { perMessageDeflate: false });
+    ws.on("error", reject);
+    ws.on("message", (data, isBinary) => {
+      const text = isBinary ? data : data.toString();
+      if (text === "2") return ws.send("3");
+      if (typeof text === "string" && text[0] === "0") return ws.send("40");
+      if (typeof text === "string" && text.startsWith("40")) return resolve(ws);
+      onMessage(ws, text);
+    });
+  });
+}
+
+async function inBatches(count, batch, make) {
+  const made = [];
+  for (let i = 0; i < count; i += batch) {
+    made.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => make(i + j)))));
+  }
+  return made;
+}
+
+function percentile(sorted, p) {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function wsEcho() {
+  const latencies = [];
+  let done = 0;
+  let stop = false;
+  const state = new Map();
+  const send = (ws) => {
+    const s = state.get(ws);
+    s.id++;
+    s.sent = process.hrtime.bigint();
+    s.prefix = `43${s.id}[`;
+    ws.send(`42${s.id}["echo","${payload}"]`);
+  };
+  const sockets = await inBatches(clients, 50, () =>
+    connectWs((ws, text) => {
+      const s = state.get(ws);
+      if (s && typeof text === "string" && text.startsWith(s.prefix)) {
+        latencies.push(Number(process.hrtime.bigint() - s.sent) / 1e6);
+        done++;
+        if (!stop) send(ws);
+      }
+    }),
+  );
+  for (const ws of sockets) state.set(ws, { id: 0 });
+  const start = process.hrtime.bigint();
+  sockets.forEach(send);
+  await new Promise((r) => setTimeout(r, duration));
+  stop = true;
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  sockets.forEach((ws) => ws.terminate());
+  latencies.sort((a, b) => a - b);
+  return { rate: done / seconds, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), count: done };
+}
+
+function httpRequest(agent, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        agent,
+        headers: body
+          ? { "Content-Type": "text/plain;charset=UTF-8", "Content-Length": Buffer.byteLength(body) }
+          : {},
+      },
+      (res) => {
+        let data = "";
+        res.setEncoding("utf8");
+        res.on("data", (c) => (data += c));
+        res.on("end", () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`${res.statusCode} ${data}`))));
+      },
+    );
+    req.on("error", reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+async function pollEcho() {
+  const latencies = [];
+  let done = 0;
+  let stop = false;
+  const base = "/socket.io/?EIO=4&transport=polling";
+  async function client() {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    const open = await httpRequest(agent, "GET", base);
+    const sid = JSON.parse(open.slice(1)).sid;
+    const path = `${base}&sid=${sid}`;
+    let id = 0;
+    let sent = 0n;
+    let waiting = null;
+    let connected;
+    const joined = new Promise((r) => (connected = r));
+    const poll = async () => {
+      while (!stop) {
+        const body = await httpRequest(agent, "GET", path);
+        for (const packet of body.split("\x1e")) {
+          if (packet.startsWith("40")) connected();
+          else if (packet === "2") httpRequest(agent, "POST", path, "3").catch(() => {});
+          else if (waiting && packet.startsWith(waiting)) {
+            latencies.push(Number(process.hrtime.bigint() - sent) / 1e6);
+            done++;
+            waiting = null;
+            if (!stop) fire();
+          }
+        }
+      }
+    };
+    const fire = () => {
+      id++;
+      waiting = `43${id}[`;
+      sent = process.hrtime.bigint();
+      httpRequest(agent, "POST", path, `42${id}["echo","${payload}"]`).catch(() => {});
+    };
+    // like socket.io-client: the long-poll is already waiting when the CONNECT packet is posted
+    const polling = poll().catch((e) => {
+      if (!stop) process.stderr.write(`poll failed: ${e}\n`);
+    });
+    await httpRequest(agent, "POST", path, "40");
+    await joined; // the namespace is joined before the first echo
+    return { fire, polling, agent };
+  }
+  const all = await inBatches(clients, 25, client);
+  const start = process.hrtime.bigint();
+  all.forEach((c) => c.fire());
+  await new Promise((r) => setTimeout(r, duration));
+  stop = true;
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  all.forEach((c) => c.agent.destroy());
+  latencies.sort((a, b) => a - b);
+  return { rate: done / seconds, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), count: done };
+}
+
+async function fanout() {
+  let finished = 0;
+  let last = 0n;
+  let start = 0n;
+  let resolveAll;
+  const all = new Promise((r) => (resolveAll = r));
+  const counts = new Map();
+  const subscribers = await inBatches(clients, 200, async () => {
+    const ws = await connectWs((w, text) => {
+      if (typeof text === "string" && text.startsWith('42["bcast"')) {
+        const n = counts.get(w) + 1;
+        counts.set(w, n);
+        if (n === messages) {
+          last = process.hrtime.bigint();
+          if (++finished === clients) resolveAll();
+        }
+      } else if (typeof text === "string" && text.startsWith("43")) {
+        w.emit("joined");
+      }
+    });
+    counts.set(ws, 0);
+    const joined = new Promise((r) => ws.once("joined", r));
+    ws.send('421["join","room"]');
+    await joined;
+    return ws;
+  });
+  const driver = await connectWs(() => {});
+  start = process.hrtime.bigint();
+  driver.send(`421["broadcast",{"n":${messages},"room":"room","payload":"${payload}"}]`);
+  await all;
+  const seconds = Number(last - start) / 1e9;
+  subscribers.forEach((ws) => ws.terminate());
+  driver.terminate();
+  return { rate: (clients * messages) / seconds, last_delivery_ms: seconds * 1000, count: clients * messages };
+}
+
+async function idle() {
+  const start = process.hrtime.bigint();
+  const sockets = await inBatches(clients, 100, () => connectWs(() => {}));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  process.stdout.write(JSON.stringify({ phase: "connected", rate: clients / seconds, count: clients }) + "\n");
+  const rl = readline.createInterface({ input: process.stdin });
+  await new Promise((r) => rl.once("line", r));
+  sockets.forEach((ws) => ws.terminate());
+  return { rate: clients / seconds, count: clients };
+}
+
+const scenarios = { "ws-echo": wsEcho, "poll-echo": pollEcho, fanout, idle };
+scenarios[scenario]()
+  .then((result) => {
+    process.stdout.write(JSON.stringify(result) + "\n");
+    process.exit(0);
+  })
+  .catch((error) => {
+    process.stdout.write(JSON.stringify({ error: String(error) }) + "\n");
+    process.exit(1);
+  });

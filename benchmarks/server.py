@@ -1,0 +1,62 @@
+"""This project's benchmark server: ``echo`` (ack the payload), ``join`` (enter a room, ack),
+``broadcast`` ``{n, room, payload}`` (emit ``bcast`` n times to the room, ack n).
+
+    python benchmarks/server.py --port N [--uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import tornado.web  # noqa: E402
+
+from tornad_io import Server, Socket  # noqa: E402
+
+
+def make_app() -> tuple[tornado.web.Application, Server]:
+    io = Server(cors_allowed_origins="*")
+
+    @io.on("echo")
+    def echo(socket: Socket, payload: Any) -> Any:
+        return payload
+
+    @io.on("join")
+    def join(socket: Socket, room: str) -> bool:
+        socket.join(room)
+        return True
+
+    @io.on("broadcast")
+    def broadcast(socket: Socket, spec: dict[str, Any]) -> int:
+        target = io.to(spec["room"])
+        payload = spec["payload"]
+        for _ in range(spec["n"]):
+            target.emit("bcast", payload)
+        return int(spec["n"])
+
+    return tornado.web.Application(io.routes(), log_function=lambda handler: None), io
+
+
+async def main(port: int) -> None:
+    app, io = make_app()
+    app.listen(port, address="127.0.0.1", **io.http_server_options())
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main(args.port))

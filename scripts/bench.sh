@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install what the benchmark needs, then run it: bash scripts/bench.sh [--size smoke|full] [--reps N] ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q -e ".[test]"
+npm ci --no-audit --no-fund --loglevel=error
+exec python3 benchmarks/run.py "$@"

@@ -1,0 +1,31 @@
+"""The benchmark in its tiny smoke size: every scenario runs against every server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_benchmark_smoke(tmp_path: object) -> None:
+    output = os.path.join(str(tmp_path), "smoke")
+    result = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--size", "smoke", "--reps", "1", "--output", output],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    raw = json.load(open(output + ".json"))
+    assert set(raw) == {"ws-echo", "poll-echo", "fanout-1000", "fanout-5000", "idle"}
+    for scenario, servers in raw.items():
+        for server, results in servers.items():
+            if server == "raw tornado" and scenario != "ws-echo":
+                assert results == []
+                continue
+            assert len(results) == 1 and results[0]["rate"] > 0, (scenario, server, results)
+    assert "| ws-echo | round trips/s |" in open(output + ".md").read()

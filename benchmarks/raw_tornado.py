@@ -22,7 +22,7 @@ class Echo(tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
         sid = secrets.token_urlsafe(15)
         self.write_message(
-            '0{"sid":"%s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}' % sid
+            f'0{{"sid":"{sid}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}'
         )
 
     def on_message(self, message: str | bytes) -> None:

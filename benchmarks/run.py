@@ -146,6 +146,12 @@ def _ratio(ours: float | None, other: float | None) -> str:
     return f"{ours / other:.2f}×"
 
 
+def _ratio(ours: float | None, other: float | None) -> str:
+    if ours is None or not other:
+        return "—"
+    return f"{ours / other:.2f}×"
+
+
 def fmt(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
@@ -211,19 +217,11 @@ def main() -> None:
             values[server] = value
             errors = [r["error"] for r in raw[scenario][server] if "error" in r]
             cells.append(fmt(value) if value is not None else ("error" if errors else "—"))
-        ours = values.get("tornad_io")
-
-        def ratio(peer: str) -> str:
-            other = values.get(peer)
-            if ours is None or not other:
-                return "—"
-            return f"{ours / other:.2f}×"
-
-        lines.append(
-            f"| {scenario} | {label} | "
-            + " | ".join(cells)
-            + f" | {ratio('node socket.io')} | {ratio('python-socketio (tornado)')} |"
-        )
+        ratios = [
+            _ratio(values.get("tornad_io"), values.get(p))
+            for p in ("node socket.io", "python-socketio (tornado)")
+        ]
+        lines.append(f"| {scenario} | {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -1,20 +1,24 @@
 """RFC 6455 frames, sans-IO, and a faster WebSocket protocol for Tornado.
 
-Tornado's own reader awaits two to four reads per frame. This one reads
-whatever bytes are there and parses every complete frame in a loop; writes go
-straight to the socket when nothing is waiting in the stream's buffer, and
-several frames for one client leave in one ``send``. The handshake, close
-handshake, ping/pong and permessage-deflate stay Tornado's (with deflate on,
-Tornado's reader and writer are used unchanged).
+Tornado's own reader awaits two to four reads per frame through an
+``IOStream``. After the handshake this one takes the socket over: a loop
+reader callback reads whatever bytes are there and parses every complete frame
+in a loop; writes go straight to the socket and are buffered only when the
+kernel does not take them, and several frames for one client leave in one
+``send``. The handshake, close handshake, ping/pong and permessage-deflate
+stay Tornado's (with deflate on, Tornado's reader and writer run unchanged).
 
 Measured with ``benchmarks/``: see the README's benchmark table.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import struct
 from typing import Any
 
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.util import _websocket_mask  # the C-accelerated masking Tornado ships
 from tornado.websocket import WebSocketProtocol13
@@ -116,53 +120,195 @@ class FrameParser:
         return out
 
 
+class RawSocketStream:
+    """What a WebSocket needs of a stream, on the bare socket, once the handshake is done.
+
+    Reads happen in a loop reader callback (no future or coroutine per read);
+    writes go straight to the socket, buffering only what the kernel does not
+    take. It offers the part of ``IOStream`` that Tornado's WebSocket protocol
+    uses (``write``, ``close``, ``closed``, ``set_nodelay``, ``io_loop``).
+    """
+
+    def __init__(self, sock: socket.socket, on_data: Any, on_close: Any) -> None:
+        self.socket: socket.socket | None = sock
+        self.io_loop = IOLoop.current()
+        self._loop = asyncio.get_running_loop()
+        self._fd = sock.fileno()
+        self._on_data = on_data
+        self._on_close = on_close
+        self._write_buffer = bytearray()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._written = 0  # bytes handed to write() so far
+        self._flushed = 0  # of which sent
+        self._reading = False
+        self.error: BaseException | None = None
+
+    def start_reading(self) -> None:
+        if not self._reading and self.socket is not None:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._readable)
+
+    def pause_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def _readable(self) -> None:
+        sock = self.socket
+        if sock is None:
+            return
+        try:
+            data = sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self.error = error
+            self.close()
+            return
+        if not data:
+            self.close()
+            return
+        self._on_data(data)
+
+    def closed(self) -> bool:
+        return self.socket is None
+
+    def set_nodelay(self, value: bool) -> None:
+        if self.socket is not None:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if value else 0)
+
+    def send_now(self, data: bytes) -> None:
+        """Write *data* with no future: straight to the socket when nothing waits before it."""
+        sock = self.socket
+        if sock is None:
+            raise StreamClosedError()
+        self._written += len(data)
+        if not self._write_buffer:
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as error:
+                self.error = error
+                self.close()
+                raise StreamClosedError() from None
+            self._flushed += sent
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._loop.add_writer(self._fd, self._writable)
+        self._write_buffer += data
+
+    def write(self, data: bytes | memoryview) -> asyncio.Future[None]:
+        """``IOStream.write``: a future that resolves once *data* has left."""
+        self.send_now(bytes(data))
+        future: asyncio.Future[None] = self._loop.create_future()
+        if not self._write_buffer:
+            future.set_result(None)
+        else:
+            self._waiters.append((self._written, future))
+        return future
+
+    def _writable(self) -> None:
+        sock = self.socket
+        if sock is None:
+            return
+        try:
+            sent = sock.send(self._write_buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self.error = error
+            self.close()
+            return
+        del self._write_buffer[:sent]
+        self._flushed += sent
+        if not self._write_buffer:
+            self._loop.remove_writer(self._fd)
+        while self._waiters and self._waiters[0][0] <= self._flushed:
+            _, future = self._waiters.pop(0)
+            if not future.done():
+                future.set_result(None)
+
+    def close(self, exc_info: Any = False) -> None:
+        sock, self.socket = self.socket, None
+        if sock is None:
+            return
+        self.pause_reading()
+        if self._write_buffer:
+            self._loop.remove_writer(self._fd)
+        sock.close()
+        self._write_buffer = bytearray()
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(StreamClosedError())
+                future.exception()  # retrieved: nobody has to await a write
+        self._waiters = []
+        self._on_close()
+
+
 class FastWebSocketProtocol(WebSocketProtocol13):
-    """Tornado's RFC 6455 protocol with a batch frame reader and a direct writer."""
+    """Tornado's RFC 6455 protocol on a :class:`RawSocketStream`, with a batch frame reader."""
 
     def _receive_frame_loop(self) -> Any:
         if self._decompressor is not None:
             return super()._receive_frame_loop()
-        return self._fast_loop()
+        return self._run_raw()
 
-    async def _fast_loop(self) -> None:
-        parser = FrameParser(self.params.max_message_size)
-        stream = self.stream
+    async def _run_raw(self) -> None:
+        tornado_stream: IOStream = self.stream
         try:
-            while not self.client_terminated:
-                data = await stream.read_bytes(_READ_SIZE, partial=True)
-                self._wire_bytes_in += len(data)
-                try:
-                    messages = parser.feed(data)
-                except FrameError as error:
-                    self.close(error.code, error.reason)
-                    self._abort()
-                    return
-                for opcode, payload in messages:
-                    handled = self._handle_message(opcode, payload)
-                    if handled is not None:
-                        await handled
-                    if self.client_terminated:
-                        break
+            await tornado_stream.write(b"")  # what Tornado still holds (the 101 response, …) goes first
         except StreamClosedError:
             self._abort()
-        finally:
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+            return
+        leftover = bytes(tornado_stream._read_buffer[: tornado_stream._read_buffer_size])
+        sock = tornado_stream.socket
+        tornado_stream.io_loop.remove_handler(sock)
+        tornado_stream.socket = None  # type: ignore[assignment]  # the socket is ours from now on
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._parser = FrameParser(self.params.max_message_size)
+        def closed() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        raw = RawSocketStream(sock, self._on_data, closed)
+        self.stream = raw  # type: ignore[assignment]
+        try:
+            if leftover:
+                self._on_data(leftover)
+            raw.start_reading()
+            await done
+        finally:
+            self.client_terminated = True
+            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+
+    def _on_data(self, data: bytes) -> None:
+        self._wire_bytes_in += len(data)
+        try:
+            messages = self._parser.feed(data)
+        except FrameError as error:
+            self.close(error.code, error.reason)
+            self._abort()
+            return
+        raw: RawSocketStream = self.stream  # type: ignore[assignment]
+        for opcode, payload in messages:
+            if self.client_terminated and opcode != 0x8:
+                return
+            handled = self._handle_message(opcode, payload)
+            if handled is not None:
+                # an async on_message: read no further until it is done, as Tornado does
+                raw.pause_reading()
+                handled.add_done_callback(lambda _f: raw.start_reading())
 
     def send_frames(self, frames: bytes) -> None:
         """Write ready-made frames, straight to the socket when nothing is queued before them."""
-        stream: IOStream = self.stream
-        if self.server_terminated or stream.closed():
+        if self.server_terminated:
             raise StreamClosedError()
         self._wire_bytes_out += len(frames)
-        if not len(stream._write_buffer):
-            try:
-                sent = stream.socket.send(frames)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                stream.close()
-                raise StreamClosedError() from None
-            if sent == len(frames):
-                return
-            frames = frames[sent:]
-        stream.write(frames)
+        stream: Any = self.stream
+        if type(stream) is RawSocketStream:
+            stream.send_now(frames)
+        else:
+            stream.write(frames)

@@ -75,12 +75,12 @@ class LegacySession(Session):
         self.flush()
         self._finish(reason, [])
 
-    def abort(self, reason: str, packets: list[Encoded] | None = None) -> None:
+    def abort(self, reason: str, packets: list[Encoded] | None = None, linger: bool = False) -> None:
         if self.state == CLOSED:
             return
         self._finish(reason, [])
 
-    def _finish(self, reason: str, packets: list[Encoded] | None) -> None:
+    def _finish(self, reason: str, packets: list[Encoded] | None, linger: bool = False) -> None:
         if self._close_handle is not None:
             self._close_handle.cancel()
             self._close_handle = None

@@ -153,21 +153,26 @@ class Session:
             self.flush()
             self._finish(reason, [])
 
-    def abort(self, reason: str, packets: list[Encoded] | None = None) -> None:
-        """Close at once (client close, timeout, protocol error)."""
+    def abort(self, reason: str, packets: list[Encoded] | None = None, linger: bool = False) -> None:
+        """Close at once (client close, timeout, protocol error).
+
+        With *linger*, a polling session stays findable for one more GET (which
+        gets *packets*), for a poll that crossed the client's own close.
+        """
         if self.state == CLOSED:
             return
-        self._finish(reason, packets if packets is not None else [codec.CLOSE_PACKET])
+        self._finish(reason, packets if packets is not None else [codec.CLOSE_PACKET], linger)
 
-    def _finish(self, reason: str, packets: list[Encoded] | None) -> None:
+    def _finish(self, reason: str, packets: list[Encoded] | None, linger: bool = False) -> None:
         self.state = CLOSED
         self.close_reason = reason
         for handle in (self._ping_handle, self._timeout_handle, self._upgrade_handle):
             if handle is not None:
                 handle.cancel()
         self._ping_handle = self._timeout_handle = self._upgrade_handle = None
-        if packets is None and self._queue and not self.transport.writable:
-            # Polling close: stay findable until the last poll takes the CLOSE packet.
+        lingering = (packets is None and self._queue) or (linger and self.transport.name == "polling")
+        if lingering and not self.transport.writable:
+            # Polling close: stay findable until the last poll takes what is left for it.
             self._loop.call_later(self.engine.options.ping_timeout, self.engine._forget, self)
         else:
             self.engine._forget(self)
@@ -268,7 +273,7 @@ class Session:
                 self._timeout_handle = None
                 self._schedule_ping(self._loop.time())
         elif ptype == codec.CLOSE:
-            self.abort("transport close", [codec.NOOP_PACKET])
+            self.abort("transport close", [codec.NOOP_PACKET], linger=True)
         elif ptype == codec.PING:
             self.send_one(codec.PONG + (data if isinstance(data, str) else ""))
         # OPEN, UPGRADE and NOOP from a client on its current transport are ignored.

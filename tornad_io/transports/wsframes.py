@@ -258,7 +258,8 @@ class FastWebSocketProtocol(WebSocketProtocol13):
     async def _run_raw(self) -> None:
         tornado_stream: IOStream = self.stream
         try:
-            await tornado_stream.write(b"")  # what Tornado still holds (the 101 response, …) goes first
+            if tornado_stream.writing():
+                await tornado_stream.write(b"")  # what Tornado still holds (the 101 response, …) goes first
         except StreamClosedError:
             self._abort()
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)

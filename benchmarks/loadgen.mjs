@@ -3,7 +3,7 @@
 // cost more CPU than the servers being measured).
 //
 //   node benchmarks/loadgen.mjs <scenario> --port P [--clients C] [--duration S] [--messages M] [--payload B]
-// scenarios: ws-echo, poll-echo, fanout, idle. Prints one JSON object (idle: a line when all are
+// scenarios: ws-echo, poll-echo, fanout, mixed (0.6 and v4 clients in one room; this project only), idle. Prints one JSON object (idle: a line when all are
 // connected, then waits for a line on stdin before closing, so the caller can read the server's RSS).
 import WebSocket from "ws";
 import http from "node:http";
@@ -206,6 +206,88 @@ async function fanout() {
   return { rate: (clients * messages) / seconds, last_delivery_ms: seconds * 1000, count: clients * messages };
 }
 
+// Half the room are Socket.IO 0.6 clients (a SocketIOHandler route), half v4 clients, in one room.
+function connectLegacy(onMessage) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/mixed/websocket`, { perMessageDeflate: false });
+    const frame = (text) => `~m~${text.length}~m~${text}`;
+    let joined = false;
+    let asked = false;
+    ws.on("error", reject);
+    ws.on("message", (data) => {
+      const text = data.toString();
+      if (!joined) {
+        if (text.includes("joined")) {
+          joined = true;
+          return resolve(ws);
+        }
+        if (!asked) {
+          asked = true; // the first payload carries the session id
+          ws.send(frame("join"));
+        }
+      }
+      for (const beat of text.matchAll(/~h~(\d+)/g)) ws.send(frame(`~h~${beat[1]}`));
+      onMessage(ws, text);
+    });
+  });
+}
+
+async function mixed() {
+  let finished = 0;
+  let last = 0n;
+  let resolveAll;
+  const all = new Promise((r) => (resolveAll = r));
+  const counts = new Map();
+  const count = (ws, n) => {
+    const total = counts.get(ws) + n;
+    counts.set(ws, total);
+    if (total === messages) {
+      last = process.hrtime.bigint();
+      if (++finished === clients) resolveAll();
+    }
+  };
+  const url = `ws://127.0.0.1:${port}/mixed/?EIO=4&transport=websocket`;
+  const modern = (onMessage) =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false });
+      ws.on("error", reject);
+      ws.on("message", (data) => {
+        const text = data.toString();
+        if (text === "2") return ws.send("3");
+        if (text[0] === "0") return ws.send("40");
+        if (text.startsWith("40")) return resolve(ws);
+        onMessage(ws, text);
+      });
+    });
+  const subscribers = await inBatches(clients, 200, async (i) => {
+    if (i % 2) {
+      const ws = await connectLegacy((w, text) => {
+        const n = text.split('"event":"bcast"').length - 1;
+        if (n) count(w, n);
+      });
+      counts.set(ws, 0);
+      return ws;
+    }
+    const ws = await modern((w, text) => {
+      if (text.startsWith('42["bcast"')) count(w, 1);
+      else if (text.startsWith("43")) w.emit("joined");
+    });
+    counts.set(ws, 0);
+    const joined = new Promise((r) => ws.once("joined", r));
+    ws.send('421["join","room"]');
+    await joined;
+    return ws;
+  });
+  const driver = await modern(() => {});
+  const start = process.hrtime.bigint();
+  driver.send(`421["broadcast",{"n":${messages},"room":"room","payload":"${payload}"}]`);
+  await all;
+  const seconds = Number(last - start) / 1e9;
+  subscribers.forEach((ws) => ws.terminate());
+  driver.terminate();
+  return { rate: (clients * messages) / seconds, last_delivery_ms: seconds * 1000, count: clients * messages };
+}
+
 async function idle() {
   const start = process.hrtime.bigint();
   const sockets = await inBatches(clients, 100, () => connectWs(() => {}));
@@ -217,7 +299,7 @@ async function idle() {
   return { rate: clients / seconds, count: clients };
 }
 
-const scenarios = { "ws-echo": wsEcho, "poll-echo": pollEcho, fanout, idle };
+const scenarios = { "ws-echo": wsEcho, "poll-echo": pollEcho, fanout, mixed, idle };
 scenarios[scenario]()
   .then((result) => {
     process.stdout.write(JSON.stringify(result) + "\n");

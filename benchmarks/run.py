@@ -35,6 +35,8 @@ SERVERS: dict[str, list[str]] = {
     "raw tornado": [PY, os.path.join(HERE, "raw_tornado.py")],
 }
 ECHO_ONLY = {"raw tornado"}
+# Only this project speaks both protocol generations.
+ONLY_OURS = {"mixed-1000"}
 
 # scenario -> (loadgen scenario, loadgen arguments per size, unit)
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
@@ -43,6 +45,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "poll-echo": {"clients": 50, "duration": 5},
         "fanout-1000": {"clients": 1000, "messages": 20},
         "fanout-5000": {"clients": 5000, "messages": 5},
+        "mixed-1000": {"clients": 1000, "messages": 20},
         "idle": {"clients": 10000},
     },
     "smoke": {
@@ -50,6 +53,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "poll-echo": {"clients": 3, "duration": 0.5},
         "fanout-1000": {"clients": 20, "messages": 3},
         "fanout-5000": {"clients": 30, "messages": 2},
+        "mixed-1000": {"clients": 20, "messages": 3},
         "idle": {"clients": 50},
     },
 }
@@ -58,6 +62,7 @@ LOADGEN = {
     "poll-echo": "poll-echo",
     "fanout-1000": "fanout",
     "fanout-5000": "fanout",
+    "mixed-1000": "mixed",
     "idle": "idle",
 }
 UNITS = {
@@ -65,6 +70,7 @@ UNITS = {
     "poll-echo": "round trips/s",
     "fanout-1000": "deliveries/s",
     "fanout-5000": "deliveries/s",
+    "mixed-1000": "deliveries/s (half 0.6, half v4)",
     "idle": "connects/s",
 }
 
@@ -182,6 +188,8 @@ def main() -> None:
             for server in order:
                 if server in ECHO_ONLY and scenario != "ws-echo":
                     continue
+                if scenario in ONLY_OURS and server != "tornad_io":
+                    continue
                 try:
                     result = measure(server, scenario, SIZES[args.size][scenario])
                 except Exception as error:  # noqa: BLE001 - recorded in the table
@@ -207,7 +215,7 @@ def main() -> None:
     ]
     rows = [(s, "rate", UNITS[s]) for s in scenarios]
     rows += [(s, "p99_ms", "p99 latency ms") for s in scenarios if "echo" in s]
-    rows += [(s, "last_delivery_ms", "emit → last delivery ms") for s in scenarios if "fanout" in s]
+    rows += [(s, "last_delivery_ms", "emit → last delivery ms") for s in scenarios if "fanout" in s or "mixed" in s]
     rows += [(s, "rss_per_connection_kib", "RSS per connection KiB") for s in scenarios if s == "idle"]
     for scenario, key, label in rows:
         cells = []

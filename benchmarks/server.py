@@ -18,10 +18,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tornado.web  # noqa: E402
 
 from tornad_io import Server, Socket  # noqa: E402
+from tornad_io.socket_io import SocketIOHandler  # noqa: E402
 
 
-def make_app() -> tuple[tornado.web.Application, Server]:
-    io = Server(cors_allowed_origins="*")
+class Mixed(SocketIOHandler):
+    """The mixed-generation scenario: 0.6 clients at /mixed/websocket, v4 clients at path /mixed/."""
+
+    def on_message(self, message: Any) -> None:
+        if message == "join":
+            self.join("room")
+            self.send("joined")
+
+
+def handlers(io: Server) -> None:
+    """The three benchmark events on *io*."""
 
     @io.on("echo")
     def echo(socket: Socket, payload: Any) -> Any:
@@ -40,7 +50,13 @@ def make_app() -> tuple[tornado.web.Application, Server]:
             target.emit("bcast", payload)
         return int(spec["n"])
 
-    return tornado.web.Application(io.routes(), log_function=lambda handler: None), io
+
+def make_app() -> tuple[tornado.web.Application, Server]:
+    io = Server(cors_allowed_origins="*")
+    handlers(io)
+    handlers(Mixed.io())
+    app = tornado.web.Application(io.routes() + [Mixed.routes("mixed")], log_function=lambda handler: None)
+    return app, io
 
 
 async def main(port: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from ..exceptions import ProtocolError
 from . import codec
@@ -47,18 +47,18 @@ class Transport(Protocol):
 class HandshakeInfo:
     """What the first request of a session said, kept for the layers above."""
 
-    __slots__ = ("headers", "query", "address", "secure", "url", "issued", "xdomain", "route")
+    __slots__ = ("_headers", "query", "address", "secure", "url", "issued", "xdomain", "route")
 
     def __init__(
         self,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         query: dict[str, str],
         address: str,
         secure: bool,
         url: str,
         xdomain: bool,
     ) -> None:
-        self.headers = headers
+        self._headers: Mapping[str, str] = headers
         self.query = query
         self.address = address
         self.secure = secure
@@ -67,6 +67,14 @@ class HandshakeInfo:
         self.issued = int(time.time() * 1000)
         #: What the URL route captured (``{"args": [...], "kwargs": {...}}``), if anything.
         self.route: dict[str, Any] = {}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request headers with lower-case names (built on first use)."""
+        headers = self._headers
+        if not isinstance(headers, dict):
+            headers = self._headers = {k.lower(): v for k, v in headers.items()}
+        return headers
 
 
 class Session:

@@ -76,6 +76,13 @@ class Client:
         if name in self.sockets:
             log.debug("session %s already connected to %s", self.session.sid, name)
             return
+        nsp = self.server._namespaces.get(name)
+        if nsp is not None and not nsp._middlewares:
+            # The common case needs no task: a known namespace without middleware.
+            from .socket import Socket
+
+            nsp._add(Socket(nsp, self, auth), self)
+            return
         spawn(self._do_connect(name, auth))
 
     async def _do_connect(self, name: str, auth: dict[str, Any]) -> None:

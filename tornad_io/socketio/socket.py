@@ -24,27 +24,57 @@ Handler = Callable[..., Any]
 
 
 class Handshake:
-    """What the client's connection request said (``socket.handshake``)."""
+    """What the client's connection request said (``socket.handshake``).
 
-    __slots__ = ("headers", "time", "address", "xdomain", "secure", "issued", "url", "query", "auth")
+    ``headers`` (lower-case names), ``query``, ``auth``, ``address``, ``time``,
+    ``issued`` (ms), ``secure``, ``xdomain``, ``url``. Read from the session's
+    handshake record when asked, so an idle socket carries no copies.
+    """
+
+    __slots__ = ("_info", "auth")
+
+    FIELDS = ("headers", "time", "address", "xdomain", "secure", "issued", "url", "query", "auth")
 
     def __init__(self, client: Client, auth: dict[str, Any]) -> None:
-        info = client.session.info
-        self.headers: dict[str, str] = info.headers
-        self.issued: int = info.issued
-        self.time: str = datetime.datetime.fromtimestamp(info.issued / 1000, datetime.timezone.utc).strftime(
-            "%a %b %d %Y %H:%M:%S GMT+0000"
-        )
-        self.address: str = info.address
-        self.xdomain: bool = info.xdomain
-        self.secure: bool = info.secure
-        self.url: str = info.url
-        self.query: dict[str, str] = info.query
+        self._info = client.session.info
         self.auth: dict[str, Any] = auth
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._info.headers
+
+    @property
+    def issued(self) -> int:
+        return self._info.issued
+
+    @property
+    def time(self) -> str:
+        moment = datetime.datetime.fromtimestamp(self._info.issued / 1000, datetime.timezone.utc)
+        return moment.strftime("%a %b %d %Y %H:%M:%S GMT+0000")
+
+    @property
+    def address(self) -> str:
+        return self._info.address
+
+    @property
+    def xdomain(self) -> bool:
+        return self._info.xdomain
+
+    @property
+    def secure(self) -> bool:
+        return self._info.secure
+
+    @property
+    def url(self) -> str:
+        return self._info.url
+
+    @property
+    def query(self) -> dict[str, str]:
+        return self._info.query
 
     def as_dict(self) -> dict[str, Any]:
         """The handshake as plain data (what a remote-socket proxy carries)."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.FIELDS}
 
 
 class _PendingAck:

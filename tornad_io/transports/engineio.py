@@ -28,6 +28,7 @@ from ..engineio.codec import Encoded
 from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
 from ..engineio.session import HandshakeInfo, Session
 from ..exceptions import ProtocolError
+from ..options import ServerOptions
 from .wsframes import FastWebSocketProtocol
 from .wsframes import frame as ws_frame
 
@@ -65,11 +66,8 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         self.engine = engine
         self.opts = engine.options
         self._session: Session | None = None
-        self._probing = False
         self._poll: PollingTransport | None = None
-        self._closed = False
         self._legacy = False  # a Socket.IO 0.6 WebSocket (set by the original API's route)
-        self._batch = False
 
     # -- helpers ---------------------------------------------------------------
 
@@ -134,13 +132,19 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             address = hop
         return address
 
+    def _nodelay(self) -> None:
+        """No Nagle delay from the 101 response on: the open packet must not wait for an ACK."""
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
+
     def _handshake_info(self, query: dict[str, str]) -> HandshakeInfo:
         request = self.request
         secure = request.protocol == "https"
         if self._behind_proxy():
             secure = request.headers.get("X-Forwarded-Proto", request.protocol) == "https"
         info = HandshakeInfo(
-            headers={k.lower(): v for k, v in request.headers.items()},
+            headers=request.headers,
             query=query,
             address=self._client_address(),
             secure=secure,
@@ -194,9 +198,8 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             return
         if websocket:
             self._session = session
-            if session is not None:
-                self._probing = True
             self._set_cors_headers()
+            self._nodelay()
             await super().get(*args, **kwargs)
             return
         self._set_cors_headers()
@@ -334,56 +337,82 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         return FastWebSocketProtocol(self, False, params)
 
     async def open(self, *args: str, **kwargs: str) -> None:
-        self.set_nodelay(True)
+        conn = self.ws_connection
+        assert conn is not None
+        # From here on the connection is served by a small transport object; once the
+        # socket is taken over (FastWebSocketProtocol) this request handler can be freed.
+        transport = WebSocketTransport(self.name, conn, self.opts)
+        conn.handler = transport
         session = self._session
+        self._session = None
         if self._legacy:
             from ..engineio.legacy_session import LegacySession
 
-            self._batch = True
-            legacy = self.engine.handshake(self, self._handshake_info({}), LegacySession)
-            self._session = legacy
+            transport.batch = True
+            legacy = self.engine.handshake(transport, self._handshake_info({}), LegacySession)
+            transport.session = legacy
             assert isinstance(legacy, LegacySession)
             if not await legacy.accepted:
-                self._session = None
-                self.close()
+                transport.session = None
+                conn.close()
             return
         if session is None:
-            self._session = self.engine.handshake(self, self._handshake_info(self._query()))
+            transport.session = self.engine.handshake(transport, self._handshake_info(self._query()))
             return
         if not session.can_upgrade():
-            self._probing = False
-            self._session = None
-            self.close()
+            conn.close()
             return
-        session.start_upgrade(self)
+        transport.session = session
+        transport.probing = True
+        session.start_upgrade(transport)
+
+    def on_close(self) -> None:
+        if self._poll is not None:
+            self._poll.cancel_poll()
+
+
+class WebSocketTransport:
+    """A session's WebSocket: what the session writes to, and what Tornado's protocol reports to."""
+
+    __slots__ = ("name", "conn", "opts", "session", "probing", "batch", "closed")
+
+    def __init__(self, name: str, conn: tornado.websocket.WebSocketProtocol, opts: ServerOptions) -> None:
+        self.name = name
+        self.conn = conn
+        self.opts = opts
+        self.session: Session | None = None
+        self.probing = False
+        self.batch = False  # a 0.6 payload (all queued frames) is one message
+        self.closed = False
+
+    # -- what Tornado's WebSocket protocol calls -------------------------------------
 
     def on_message(self, message: str | bytes) -> None:
-        session = self._session
+        session = self.session
         if session is None:
             return
         try:
-            if self._probing:
+            if self.probing:
                 if session.transport is self:
-                    self._probing = False
+                    self.probing = False
                     session.receive(message)
                 else:
                     session.probe_receive(self, message)
                     if session.transport is self:
-                        self._probing = False
+                        self.probing = False
             else:
                 session.receive(message)
         except ProtocolError as exc:
             if session.transport is self:
                 session.protocol_error(exc)
             else:
-                self.close()
+                self.conn.close()
 
-    def on_close(self) -> None:
-        if self._poll is not None:
-            self._poll.cancel_poll()
+    def on_ws_connection_close(self, close_code: int | None = None, close_reason: str | None = None) -> None:
+        if self.closed and self.session is None:
             return
-        self._closed = True
-        session = self._session
+        self.closed = True
+        session, self.session = self.session, None
         if session is None:
             return
         if session.transport is self:
@@ -391,27 +420,32 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         else:
             session.probe_closed(self)
 
-    # Transport protocol (for the session) ------------------------------------------
+    def on_ping(self, data: bytes) -> None:
+        pass
+
+    def on_pong(self, data: bytes) -> None:
+        pass
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        log.error("error on a WebSocket", exc_info=(typ, value, tb))
+
+    # -- the Transport protocol (for the session) ------------------------------------
 
     @property
     def writable(self) -> bool:
-        return not self._closed and self.ws_connection is not None
+        return not self.closed
 
     def is_congested(self) -> bool:
-        conn = self.ws_connection
-        if conn is None:
-            return True
-        stream: Any = conn.stream
-        if stream is None:
-            return True
-        return bool(stream._total_write_index - stream._total_write_done_index > _CONGESTED_BYTES)
+        stream: Any = getattr(self.conn, "stream", None)
+        buffer = getattr(stream, "_write_buffer", None)
+        return buffer is None or len(buffer) > _CONGESTED_BYTES
 
     def deliver(self, packets: list[Encoded]) -> None:
-        conn = self.ws_connection
-        if conn is None or self._closed:
+        if self.closed:
             return
-        if self._batch:
-            packets = ["".join(packets)]  # type: ignore[arg-type]  # a 0.6 payload is one message
+        conn: Any = self.conn
+        if self.batch:
+            packets = ["".join(packets)]  # type: ignore[arg-type]
         try:
             if type(conn) is FastWebSocketProtocol and conn._compressor is None:
                 # One send for all the frames; a broadcast's frame is built once (see Shared*).
@@ -419,26 +453,25 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
                     conn.send_frames(_ws_frame(packets[0]))
                 else:
                     conn.send_frames(b"".join([_ws_frame(p) for p in packets]))
-            elif conn._compressor is None:  # type: ignore[attr-defined]
+            elif conn._compressor is None:
                 for packet in packets:
-                    conn._write_frame(True, 0x1 if isinstance(packet, str) else 0x2, _utf8(packet))  # type: ignore[attr-defined]
+                    conn._write_frame(True, 0x1 if isinstance(packet, str) else 0x2, _utf8(packet))
             else:
                 for packet in packets:
                     conn.write_message(packet, binary=isinstance(packet, bytes))
         except (StreamClosedError, tornado.websocket.WebSocketClosedError):
-            self._closed = True
+            self.closed = True
             return
-        stream: Any = conn.stream
-        buffered = len(stream._write_buffer) if stream._write_buffer is not None else 0
-        if buffered > self.opts.max_buffered_bytes and self._session is not None:
-            self._session.overflow(buffered)
+        buffer = getattr(conn.stream, "_write_buffer", None)
+        buffered = len(buffer) if buffer is not None else 0
+        if buffered > self.opts.max_buffered_bytes and self.session is not None:
+            self.session.overflow(buffered)
 
     def end(self, packets: list[Encoded] | None = None) -> None:
         if packets:
             self.deliver([p for p in packets if p != codec.NOOP_PACKET and p != codec.CLOSE_PACKET])
-        self._closed = True
-        if self.ws_connection is not None:
-            self.close()
+        self.closed = True
+        self.conn.close()
 
 
 def _jsonp_body(text: str) -> str:

@@ -211,6 +211,7 @@ class SocketIORouteHandler(EngineIOHandler):
                 return
             self.name = protocol
             self._legacy = True
+            self._nodelay()
             await tornado_websocket_get(self, *args, **kwargs)
         elif protocol in ("xhr-polling", "jsonp-polling"):
             await self._poll_get(protocol, sid, kwargs.get("tail") or "")

@@ -120,6 +120,16 @@ class FrameParser:
         return out
 
 
+# Streams with frames waiting for the end of the current loop iteration, per loop.
+_CORKED: dict[asyncio.AbstractEventLoop, list[RawSocketStream]] = {}
+
+
+def _uncork_all(loop: asyncio.AbstractEventLoop) -> None:
+    streams = _CORKED.pop(loop, ())
+    for stream in streams:
+        stream._uncork()
+
+
 class RawSocketStream:
     """What a WebSocket needs of a stream, on the bare socket, once the handshake is done.
 
@@ -141,6 +151,7 @@ class RawSocketStream:
         self._written = 0  # bytes handed to write() so far
         self._flushed = 0  # of which sent
         self._reading = False
+        self._cork: list[bytes] | None = None
         self.error: BaseException | None = None
 
     def start_reading(self) -> None:
@@ -178,30 +189,56 @@ class RawSocketStream:
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if value else 0)
 
     def send_now(self, data: bytes) -> None:
-        """Write *data* with no future: straight to the socket when nothing waits before it."""
-        sock = self.socket
-        if sock is None:
+        """Write *data* with no future.
+
+        Frames written during one loop iteration leave together, in one ``send``,
+        at the end of the iteration (a burst of emits to one client is one system
+        call, not one per frame); nothing waits longer than that.
+        """
+        if self.socket is None:
             raise StreamClosedError()
         self._written += len(data)
-        if not self._write_buffer:
-            try:
-                sent = sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as error:
-                self.error = error
-                self.close()
-                raise StreamClosedError() from None
-            self._flushed += sent
-            if sent == len(data):
-                return
-            data = data[sent:]
+        if self._write_buffer:  # the kernel is not taking data: queue behind it
+            self._write_buffer += data
+            return
+        cork = self._cork
+        if cork is None:
+            self._cork = [data]
+            corked = _CORKED.get(self._loop)
+            if corked is None:
+                _CORKED[self._loop] = [self]
+                self._loop.call_soon(_uncork_all, self._loop)
+            else:
+                corked.append(self)
+        else:
+            cork.append(data)
+
+    def _uncork(self) -> None:
+        chunks, self._cork = self._cork, None
+        sock = self.socket
+        if not chunks or sock is None:
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._write_buffer:
+            self._write_buffer += data
+            return
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as error:
+            self.error = error
+            self.close()
+            return
+        self._flushed += sent
+        if sent < len(data):
+            self._write_buffer += data[sent:]
             self._loop.add_writer(self._fd, self._writable)
-        self._write_buffer += data
 
     def write(self, data: bytes | memoryview) -> asyncio.Future[None]:
-        """``IOStream.write``: a future that resolves once *data* has left."""
+        """``IOStream.write``: a future resolved once *data* has left (corked frames go first)."""
         self.send_now(bytes(data))
+        self._uncork()
         future: asyncio.Future[None] = self._loop.create_future()
         if not self._write_buffer:
             future.set_result(None)
@@ -231,6 +268,8 @@ class RawSocketStream:
                 future.set_result(None)
 
     def close(self, exc_info: Any = False) -> None:
+        if self._cork:
+            self._uncork()  # what was written before the close still leaves
         sock, self.socket = self.socket, None
         if sock is None:
             return
@@ -268,22 +307,19 @@ class FastWebSocketProtocol(WebSocketProtocol13):
         sock = tornado_stream.socket
         tornado_stream.io_loop.remove_handler(sock)
         tornado_stream.socket = None  # type: ignore[assignment]  # the socket is ours from now on
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        del tornado_stream  # and its buffers can go
         self._parser = FrameParser(self.params.max_message_size)
-        def closed() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        raw = RawSocketStream(sock, self._on_data, closed)
+        raw = RawSocketStream(sock, self._on_data, self._raw_closed)
         self.stream = raw  # type: ignore[assignment]
-        try:
-            if leftover:
-                self._on_data(leftover)
-            raw.start_reading()
-            await done
-        finally:
-            self.client_terminated = True
-            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+        if leftover:
+            self._on_data(leftover)
+        raw.start_reading()
+        # Returning lets Tornado finish the request: the handler object is freed, and the
+        # connection lives on in loop callbacks (reader, writer) and the session.
+
+    def _raw_closed(self) -> None:
+        self.client_terminated = True
+        self.handler.on_ws_connection_close(self.close_code, self.close_reason)
 
     def _on_data(self, data: bytes) -> None:
         self._wire_bytes_in += len(data)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import sys
 from typing import Any
 
 from tornado.ioloop import IOLoop
@@ -330,9 +331,25 @@ class FastWebSocketProtocol(WebSocketProtocol13):
             self._abort()
             return
         raw: RawSocketStream = self.stream  # type: ignore[assignment]
+        on_message = self.handler.on_message
         for opcode, payload in messages:
             if self.client_terminated and opcode != 0x8:
                 return
+            if opcode == 0x1 or opcode == 0x2:
+                # Data frames go straight to the handler (Tornado's _handle_message and
+                # _run_callback add two calls per message; the handler here never awaits).
+                try:
+                    message = payload.decode("utf-8") if opcode == 0x1 else payload
+                except UnicodeDecodeError:
+                    self._abort()
+                    return
+                try:
+                    on_message(message)
+                except Exception:
+                    self.handler.log_exception(*sys.exc_info())
+                    self._abort()
+                    return
+                continue
             handled = self._handle_message(opcode, payload)
             if handled is not None:
                 # an async on_message: read no further until it is done, as Tornado does

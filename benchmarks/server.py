@@ -61,7 +61,7 @@ def make_app() -> tuple[tornado.web.Application, Server]:
 
 async def main(port: int) -> None:
     app, io = make_app()
-    app.listen(port, address="127.0.0.1", **io.http_server_options())
+    app.listen(port, address="127.0.0.1")
     await asyncio.Event().wait()
 
 

@@ -35,9 +35,7 @@ class Echo(tornado.websocket.WebSocketHandler):
 
 
 async def main(port: int) -> None:
-    tornado.web.Application([(r"/socket.io/", Echo)], log_function=lambda h: None).listen(
-        port, address="127.0.0.1"
-    )
+    tornado.web.Application([(r"/socket.io/", Echo)], log_function=lambda h: None).listen(port, address="127.0.0.1")
     await asyncio.Event().wait()
 
 

@@ -109,9 +109,7 @@ def wait_listening(port: int, proc: subprocess.Popen[Any], timeout: float = 20.0
 
 def measure(server: str, scenario: str, size: dict[str, Any]) -> dict[str, Any]:
     port = free_port()
-    proc = subprocess.Popen(
-        pinned(0, [*SERVERS[server], "--port", str(port)]), cwd=ROOT, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(pinned(0, [*SERVERS[server], "--port", str(port)]), cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, proc)
         time.sleep(0.2)
@@ -123,9 +121,7 @@ def measure(server: str, scenario: str, size: dict[str, Any]) -> dict[str, Any]:
             result = json.loads(out.stdout.strip().splitlines()[-1])
         else:
             before = rss_kib(proc.pid)
-            gen = subprocess.Popen(
-                pinned(1, args), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-            )
+            gen = subprocess.Popen(pinned(1, args), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert gen.stdout is not None and gen.stdin is not None
             first = json.loads(gen.stdout.readline())
             if "error" in first:
@@ -226,8 +222,7 @@ def main() -> None:
             errors = [r["error"] for r in raw[scenario][server] if "error" in r]
             cells.append(fmt(value) if value is not None else ("error" if errors else "—"))
         ratios = [
-            _ratio(values.get("tornad_io"), values.get(p))
-            for p in ("node socket.io", "python-socketio (tornado)")
+            _ratio(values.get("tornad_io"), values.get(p)) for p in ("node socket.io", "python-socketio (tornado)")
         ]
         lines.append(f"| {scenario} | {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     table = "\n".join(lines)

@@ -110,9 +110,7 @@ class NodeClients:
             command["timeout"] = timeout
         self.send(**command)
 
-    async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT
-    ) -> dict[str, Any]:
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = WAIT) -> dict[str, Any]:
         """The first report (seen or future) matching *predicate*."""
 
         async def scan() -> dict[str, Any]:
@@ -130,9 +128,7 @@ class NodeClients:
 
         return await asyncio.wait_for(scan(), timeout)
 
-    async def expect(
-        self, type: str, id: str | None = None, timeout: float = WAIT, **fields: Any
-    ) -> dict[str, Any]:
+    async def expect(self, type: str, id: str | None = None, timeout: float = WAIT, **fields: Any) -> dict[str, Any]:
         def match(report: dict[str, Any]) -> bool:
             if report.get("type") != type or (id is not None and report.get("id") != id):
                 return False

@@ -24,7 +24,9 @@ def test_benchmark_smoke(tmp_path: object) -> None:
     assert set(raw) == {"ws-echo", "poll-echo", "fanout-1000", "fanout-5000", "mixed-1000", "idle"}
     for scenario, servers in raw.items():
         for server, results in servers.items():
-            if (server == "raw tornado" and scenario != "ws-echo") or (scenario == "mixed-1000" and server != "tornad_io"):
+            if (server == "raw tornado" and scenario != "ws-echo") or (
+                scenario == "mixed-1000" and server != "tornad_io"
+            ):
                 assert results == []
                 continue
             assert len(results) == 1 and results[0]["rate"] > 0, (scenario, server, results)

@@ -32,9 +32,7 @@ def test_payload_table(payload: str, packets: list[Any]) -> None:
     assert eio.encode_payload(packets) == payload
 
 
-@pytest.mark.parametrize(
-    "payload", ["", "abc", "4a\x1e", "\x1e4a", "bAQ=\x1e9", "b@@@", "7x", "4a\x1e\x1e4b"]
-)
+@pytest.mark.parametrize("payload", ["", "abc", "4a\x1e", "\x1e4a", "bAQ=\x1e9", "b@@@", "7x", "4a\x1e\x1e4b"])
 def test_payload_garbage(payload: str) -> None:
     with pytest.raises(ProtocolError):
         eio.decode_payload(payload)
@@ -120,9 +118,7 @@ def test_socketio_table(parts: list[Any], packet: sio.Packet) -> None:
     # encoding: binary-free EVENT/ACK types are chosen by the encoder from the data
     logical = {sio.BINARY_EVENT: sio.EVENT, sio.BINARY_ACK: sio.ACK}.get(packet.type, packet.type)
     data = decoded.data if packet.type != sio.CONNECT or decoded.data is not None else None
-    assert sio.encode(logical, packet.nsp, data, packet.id) == (
-        parts if parts[0] != "0/admin," else ["0/admin,"]
-    )
+    assert sio.encode(logical, packet.nsp, data, packet.id) == (parts if parts[0] != "0/admin," else ["0/admin,"])
 
 
 @pytest.mark.parametrize(
@@ -172,9 +168,7 @@ json_values = st.recursive(
     | st.integers(-(2**53), 2**53)
     | st.text()
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
 with_binary = st.recursive(

@@ -23,15 +23,11 @@ from tornad_io import Server, Socket
 from .conftest import WAIT
 
 
-async def fetch(
-    url: str, method: str = "GET", body: str | bytes | None = None, **kwargs: Any
-) -> HTTPResponse:
+async def fetch(url: str, method: str = "GET", body: str | bytes | None = None, **kwargs: Any) -> HTTPResponse:
     client = AsyncHTTPClient()
     if method == "POST" and body is None:
         body = b""
-    return await client.fetch(
-        url, method=method, body=body, raise_error=False, request_timeout=WAIT, **kwargs
-    )
+    return await client.fetch(url, method=method, body=body, raise_error=False, request_timeout=WAIT, **kwargs)
 
 
 async def handshake(base: str, path: str = "socket.io") -> str:
@@ -92,9 +88,7 @@ async def test_polling_handshake(conformance: str, path: str) -> None:
 async def test_refused_requests(
     conformance: str, query: str, method: str, status: int, code: int, message: str
 ) -> None:
-    response = await fetch(
-        f"{conformance}/socket.io/?{query}", method, body=b"" if method in ("POST", "PUT") else None
-    )
+    response = await fetch(f"{conformance}/socket.io/?{query}", method, body=b"" if method in ("POST", "PUT") else None)
     assert response.code == status
     assert json.loads(response.body) == {"code": code, "message": message}
 

@@ -18,9 +18,7 @@ from .conftest import WAIT
 
 
 async def fetch(url: str, method: str = "GET", body: bytes | None = None, **kw: Any) -> HTTPResponse:
-    return await AsyncHTTPClient().fetch(
-        url, method=method, body=body, raise_error=False, request_timeout=WAIT, **kw
-    )
+    return await AsyncHTTPClient().fetch(url, method=method, body=body, raise_error=False, request_timeout=WAIT, **kw)
 
 
 def rss_kib() -> int:
@@ -105,9 +103,7 @@ async def raw_websocket_that_never_reads(port: int) -> pysocket.socket:
     return raw
 
 
-async def test_slow_websocket_consumer_is_disconnected_and_memory_stays_bounded(
-    serve: Any, node: Any
-) -> None:
+async def test_slow_websocket_consumer_is_disconnected_and_memory_stays_bounded(serve: Any, node: Any) -> None:
     io, seen = tracking_server(max_buffered_bytes=200_000, ping_interval=60)
     server = await serve(io.routes())
     node.connect("reader", server.url, transports=["websocket"])

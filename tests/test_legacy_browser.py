@@ -74,9 +74,7 @@ async def test_real_06_client(serve: Any, legacy_browser: Any, transport: str) -
     assert connected["transport"] == transport
     handler = await asyncio.wait_for(seen["opened"].get(), WAIT)
     assert handler.protocol == transport and connected["sessionid"] == handler.socket.client.session.sid
-    opened = await legacy_browser.wait_for(
-        lambda r: r.get("type") == "message" and isinstance(r["message"], dict)
-    )
+    opened = await legacy_browser.wait_for(lambda r: r.get("type") == "message" and isinstance(r["message"], dict))
     assert opened["message"] == {
         "opened": {"extra": "123abc", "sec_a": "123", "sec_b": "abc"},
         "protocol": transport,
@@ -116,9 +114,7 @@ async def test_client_disconnect_is_seen_by_the_server(serve: Any, legacy_browse
 
 async def test_chatroom_06_and_4x_clients_see_each_other(serve: Any, legacy_browser: Any, node: Any) -> None:
     server = await serve(chatroom_app())
-    legacy_browser.send(
-        cmd="open", id="old", url=f"{server.url}/legacy.html", transport="xhr-polling", resource="chat"
-    )
+    legacy_browser.send(cmd="open", id="old", url=f"{server.url}/legacy.html", transport="xhr-polling", resource="chat")
     await legacy_browser.expect("connect", "old", timeout=30)
     node.connect("new", server.url, path="/chat/")
     await node.expect("connect", "new")
@@ -128,6 +124,4 @@ async def test_chatroom_06_and_4x_clients_see_each_other(serve: Any, legacy_brow
     )
     assert heard["message"]["from"].startswith("guest-")
     legacy_browser.send(cmd="send", id="old", message="hello from 0.6 ☃")
-    await node.wait_for(
-        lambda r: r.get("event") == "message" and r["args"][0].get("text") == "hello from 0.6 ☃"
-    )
+    await node.wait_for(lambda r: r.get("event") == "message" and r["args"][0].get("text") == "hello from 0.6 ☃")

@@ -67,9 +67,7 @@ def make_handler(**extra_options: Any) -> tuple[type[SocketIOHandler], dict[str,
 
 
 async def fetch(url: str, method: str = "GET", body: str | None = None, **kw: Any) -> HTTPResponse:
-    return await AsyncHTTPClient().fetch(
-        url, method=method, body=body, raise_error=False, request_timeout=WAIT, **kw
-    )
+    return await AsyncHTTPClient().fetch(url, method=method, body=body, raise_error=False, request_timeout=WAIT, **kw)
 
 
 def frames(payload: str) -> list[str]:
@@ -289,9 +287,7 @@ async def test_htmlfile(echo: Any) -> None:
     # heartbeats arrive, are echoed through POSTs, and the session survives several intervals
     for _ in range(3):
         beat = (await stream.take(r"~h~(\d+)")).group(1)
-        post = await fetch(
-            f"{base}/htmlfile/{sid}/send", "POST", "data=" + quote(legacy_codec.heartbeat(int(beat)))
-        )
+        post = await fetch(f"{base}/htmlfile/{sid}/send", "POST", "data=" + quote(legacy_codec.heartbeat(int(beat))))
         assert post.code == 200
     assert seen["closed"].empty()
     stream.task.cancel()
@@ -371,9 +367,7 @@ async def test_origins(serve: Any) -> None:
     ok = await fetch(f"{base}/xhr-polling//1", headers={"Origin": "http://app.example"})
     assert ok.headers["Access-Control-Allow-Origin"] == "http://app.example"
     sid = frames(ok.body.decode())[0]
-    denied = await fetch(
-        f"{base}/xhr-polling/{sid}/send", "POST", "data=x", headers={"Origin": "http://evil.example"}
-    )
+    denied = await fetch(f"{base}/xhr-polling/{sid}/send", "POST", "data=x", headers={"Origin": "http://evil.example"})
     assert (denied.code, denied.body) == (401, b"unauthorized")
     jsonp = await fetch(f"{base}/jsonp-polling//1/0", headers={"Origin": "http://evil.example:8080"})
     assert jsonp.body == b"alert('Cross domain security restrictions not met');"

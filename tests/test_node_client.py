@@ -77,9 +77,7 @@ async def test_echo_acks_and_binary(serve: Any, node: Any, mode: str) -> None:
 async def test_server_awaits_client_ack(serve: Any, node: Any, mode: str) -> None:
     io, seen = echo_server()
     server = await serve(io.routes())
-    node.connect(
-        "a", server.url, acks={"question": {"answer": 42, "blob": {"$bin": "AAE="}}}, **TRANSPORTS[mode]
-    )
+    node.connect("a", server.url, acks={"question": {"answer": 42, "blob": {"$bin": "AAE="}}}, **TRANSPORTS[mode])
     await node.expect("connect", "a")
     socket = await asyncio.wait_for(seen["connected"].get(), WAIT)
     answer = await socket.emit_with_ack("question", "life?", timeout=WAIT)
@@ -140,9 +138,7 @@ async def test_rooms_and_broadcast_operators(serve: Any, node: Any) -> None:
         socket.to(room).emit("room-msg", text)  # everyone in the room but the sender
 
     server = await serve(io.routes())
-    for cid, mode in zip(
-        "abcd", ["polling-only", "websocket-only", "upgrade", "websocket-only"], strict=True
-    ):
+    for cid, mode in zip("abcd", ["polling-only", "websocket-only", "upgrade", "websocket-only"], strict=True):
         node.connect(cid, server.url, **TRANSPORTS[mode])
     sids = {cid: (await node.expect("connect", cid))["sid"] for cid in "abcd"}
     for cid, room in [("a", "red"), ("b", "red"), ("c", "red"), ("c", "blue"), ("d", "blue")]:

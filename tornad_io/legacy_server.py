@@ -25,9 +25,7 @@ class SocketIOServer:
     inside a running loop it only starts listening (see :meth:`start`).
     """
 
-    def __init__(
-        self, application: tornado.web.Application, auto_start: bool = True, **server_kwargs: Any
-    ) -> None:
+    def __init__(self, application: tornado.web.Application, auto_start: bool = True, **server_kwargs: Any) -> None:
         self.application = application
         settings = application.settings
         self.port = int(settings.get("socket_io_port", 8888))

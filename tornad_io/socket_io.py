@@ -231,8 +231,7 @@ class RouteMatcher(tornado.routing.Matcher):
         base = f"/(?P<resource>{resource}){extra}"
         protocols = "|".join(re.escape(p) for p in LEGACY_TRANSPORTS)
         self.legacy = re.compile(
-            base
-            + f"/(?P<protocol>{protocols})(?:/(?P<session_id>[0-9a-zA-Z]*)(?:/(?P<tail>[0-9a-zA-Z/]*))?)?$"
+            base + f"/(?P<protocol>{protocols})(?:/(?P<session_id>[0-9a-zA-Z]*)(?:/(?P<tail>[0-9a-zA-Z/]*))?)?$"
         )
         self.modern = re.compile(base + "$")
         self._named = frozenset(self.legacy.groupindex.values())

@@ -66,9 +66,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8888)
     args = parser.parse_args()
     print(f"chatroom on http://localhost:{args.port}/ and /legacy.html", flush=True)
-    SocketIOServer(
-        make_app(socket_io_port=args.port, enabled_protocols=["websocket", "xhr-polling", "jsonp-polling"])
-    )
+    SocketIOServer(make_app(socket_io_port=args.port, enabled_protocols=["websocket", "xhr-polling", "jsonp-polling"]))
 
 
 if __name__ == "__main__":

@@ -147,9 +147,7 @@ class LegacySession(Session):
             return
         if self._close_handle is not None:
             self._close_handle.cancel()
-        self._close_handle = self._loop.call_later(
-            self.engine.options.legacy_close_timeout, self._poll_timed_out
-        )
+        self._close_handle = self._loop.call_later(self.engine.options.legacy_close_timeout, self._poll_timed_out)
 
     def _poll_timed_out(self) -> None:
         self._close_handle = None

@@ -185,9 +185,7 @@ class Engine:
             raise unsupported_version()
         return None
 
-    def handshake(
-        self, transport: Transport, info: HandshakeInfo, session_class: type[Session] = Session
-    ) -> Session:
+    def handshake(self, transport: Transport, info: HandshakeInfo, session_class: type[Session] = Session) -> Session:
         """Create and open a session on *transport*, then announce it upward."""
         generate = self.generate_legacy_id if session_class.generation == "0.6" else self.generate_id
         sid = generate()
@@ -197,9 +195,7 @@ class Engine:
         self.sessions[sid] = session
         upgrades = (
             ["websocket"]
-            if transport.name == "polling"
-            and self.options.allow_upgrades
-            and "websocket" in self.options.transports
+            if transport.name == "polling" and self.options.allow_upgrades and "websocket" in self.options.transports
             else []
         )
         session.open(upgrades)

@@ -306,9 +306,7 @@ class Session:
         if self.state != OPEN:
             return
         # The timeout counts from when the ping was due, so timers do not drift.
-        self._timeout_handle = self._loop.call_at(
-            at + self.engine.options.ping_timeout, self._on_ping_timeout
-        )
+        self._timeout_handle = self._loop.call_at(at + self.engine.options.ping_timeout, self._on_ping_timeout)
         self.send_one(codec.PING_PACKET)
 
     def _on_ping_timeout(self) -> None:
@@ -330,9 +328,7 @@ class Session:
     def start_upgrade(self, probe: Transport) -> None:
         """Attach a WebSocket that will probe, then take over the session."""
         self._probe = probe
-        self._upgrade_handle = self._loop.call_later(
-            self.engine.options.upgrade_timeout, self._upgrade_timed_out
-        )
+        self._upgrade_handle = self._loop.call_later(self.engine.options.upgrade_timeout, self._upgrade_timed_out)
 
     def probe_receive(self, probe: Transport, packet: Encoded) -> None:
         """Handle a packet that arrived on the WebSocket being upgraded to."""

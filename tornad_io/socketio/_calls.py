@@ -44,9 +44,7 @@ def call_user(
         on_result(result)
 
 
-async def _finish(
-    awaitable: Awaitable[Any], what: str, sid: str, on_result: Callable[[Any], None] | None
-) -> None:
+async def _finish(awaitable: Awaitable[Any], what: str, sid: str, on_result: Callable[[Any], None] | None) -> None:
     try:
         result = await awaitable
     except asyncio.CancelledError:

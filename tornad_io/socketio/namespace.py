@@ -15,6 +15,7 @@ and ``disconnecting`` get the socket and the reason.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -63,6 +64,7 @@ class Namespace:
         self._handlers: dict[Any, Handler] = {}
         self._any: list[Handler] = []
         self._middlewares: list[Handler] = []
+        self._server_handlers: dict[str, Handler] = {}
         self._ids = 0
 
     def __repr__(self) -> str:
@@ -208,11 +210,40 @@ class Namespace:
     def disconnect_sockets(self, close: bool = False) -> None:
         self._operator().disconnect_sockets(close)
 
+    def on_server_side_emit(self, event: str, handler: Handler | None = None) -> Any:
+        """Handle *event* sent by another server with :meth:`server_side_emit`; the
+        handler gets the arguments, and its return value answers an ack request."""
+
+        def register(fn: Handler) -> Handler:
+            self._server_handlers[event] = fn
+            return fn
+
+        return register(handler) if handler is not None else register
+
     def server_side_emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
-        """Send *event* to the other servers of the cluster."""
+        """Send *event* to the other servers of the cluster.
+
+        With *callback*, it is called once as ``callback(error, responses)`` with
+        every other server's answer (``error`` set if some did not answer in time).
+        """
         if event in codec.RESERVED_EVENTS:
             raise ValueError(f'"{event}" is a reserved event name')
         self.adapter.server_side_emit([event, *args], callback)
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """:meth:`server_side_emit` and wait for every other server's answer."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+        def done(error: Exception | None, responses: list[Any]) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(responses)
+
+        self.server_side_emit(event, *args, callback=done)
+        return await future
 
 
 class ParentNamespace(Namespace):

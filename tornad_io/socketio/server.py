@@ -162,6 +162,17 @@ class Server:
     def server_side_emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
         self.sockets.server_side_emit(event, *args, callback=callback)
 
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        return await self.sockets.server_side_emit_with_ack(event, *args)
+
+    def on_server_side_emit(self, event: str, handler: Handler | None = None) -> Any:
+        return self.sockets.on_server_side_emit(event, handler)
+
+    async def init(self) -> None:
+        """Wait until every namespace's adapter is ready (subscribed, with a cluster adapter)."""
+        for nsp in list(self._namespaces.values()):
+            await nsp.adapter.init()
+
     # -- Tornado -------------------------------------------------------------------
 
     def routes(self, path: str | None = None) -> list[tuple[str, type, dict[str, Any]]]:

@@ -221,9 +221,7 @@ class Socket:
     def off_any_outgoing(self, handler: Handler | None = None) -> None:
         """Remove one outgoing catch-all listener, or all."""
         if self._any_outgoing is not None:
-            self._any_outgoing = (
-                [h for h in self._any_outgoing if h is not handler] or None if handler else None
-            )
+            self._any_outgoing = [h for h in self._any_outgoing if h is not handler] or None if handler else None
 
     def use(self, middleware: Handler) -> Handler:
         """Add a per-packet middleware: ``middleware(packet)`` with
@@ -292,18 +290,14 @@ class Socket:
             ack_id = self.nsp._next_ack_id()
             timer = None
             if timeout is not None:
-                timer = asyncio.get_running_loop().call_later(
-                    timeout, self._ack_timed_out, ack_id, on_timeout, future
-                )
+                timer = asyncio.get_running_loop().call_later(timeout, self._ack_timed_out, ack_id, on_timeout, future)
             self._acks[ack_id] = _PendingAck(callback, future, timer)
         if self._any_outgoing:
             self._notify_outgoing(data)
         self._write_engine(self.client.encode(codec.EVENT, self.nsp.name, data, ack_id), volatile)
         return True
 
-    def _ack_timed_out(
-        self, ack_id: int, callback: Handler | None, future: asyncio.Future[Any] | None
-    ) -> None:
+    def _ack_timed_out(self, ack_id: int, callback: Handler | None, future: asyncio.Future[Any] | None) -> None:
         if self._acks.pop(ack_id, None) is None:
             return
         error = AckTimeout("operation has timed out")

@@ -39,12 +39,7 @@ _JSONP_INDEX = re.compile(r"(?:^|/)([0-9]+)/?$")
 
 def js_string(text: str) -> str:
     """A JavaScript string literal for *text*, safe inside ``<script>``."""
-    return (
-        json.dumps(text, ensure_ascii=True)
-        .replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-    )
+    return json.dumps(text, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 class LegacyPollingTransport:

@@ -1,0 +1,331 @@
+"""Mixed clusters on a real Redis: two Node socket.io 4.8 servers (@socket.io/redis-adapter), two of ours,
+the official @socket.io/redis-emitter, and socket.io-client on every server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket as pysocket
+import subprocess
+from typing import Any
+
+import msgpack
+import pytest
+import redis.asyncio as aioredis
+
+from tornad_io import Server, Socket
+from tornad_io.adapter import BroadcastOptions
+from tornad_io.redis_adapter import RemoteSocket, encode_broadcast, redis_adapter
+
+from .conftest import NODE, ROOT, WAIT, NodeClients
+
+VECTORS = os.path.join(ROOT, "..", "shared", "spec", "redis-adapter-vectors.jsonl")
+
+
+def free_port() -> int:
+    with pysocket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the wire format, byte for byte ---------------------------------------------------
+
+
+def vectors() -> list[dict[str, Any]]:
+    path = VECTORS if os.path.exists(VECTORS) else os.path.join(ROOT, "shared", "spec", "redis-adapter-vectors.jsonl")
+    with open(path) as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def test_vectors_round_trip() -> None:
+    rows = vectors()
+    assert len(rows) == 99
+    checked = 0
+    for row in rows:
+        if row.get("encoding") == "msgpack":
+            raw = bytes.fromhex(row["payload_hex"])
+            assert msgpack.packb(msgpack.unpackb(raw, raw=False)) == raw, row["step"]
+            checked += 1
+        elif row.get("encoding") == "json" and row["adapter"].startswith("redis-adapter-classic"):
+            text = row["payload_text"]
+            assert json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False) == text, row["step"]
+            checked += 1
+    assert checked >= 60
+
+
+def test_broadcasts_encoded_like_node() -> None:
+    done = 0
+    for row in vectors():
+        if (
+            row["adapter"] != "redis-adapter-classic"
+            or not row["step"].startswith("broadcast")
+            or row["encoding"] != "msgpack"
+        ):
+            continue
+        raw = bytes.fromhex(row["payload_hex"])
+        message = msgpack.unpackb(raw, raw=False)
+        if not isinstance(message, list):
+            continue  # a broadcast-with-ack request (a map), not a plain broadcast
+        sender, packet, opts = message
+        if set(opts) != {"rooms", "except", "flags"} or "id" in packet:
+            continue
+        flags = opts["flags"]
+        ours = encode_broadcast(
+            sender,
+            packet["nsp"],
+            packet["data"],
+            BroadcastOptions(
+                rooms=frozenset(opts["rooms"]),
+                except_rooms=frozenset(opts["except"]),
+                volatile=bool(flags.get("volatile")),
+                compress=flags.get("compress", True),
+            ),
+        )
+        if len(opts["rooms"]) > 1 or len(opts["except"]) > 1:
+            opts = {**opts, "rooms": sorted(opts["rooms"]), "except": sorted(opts["except"])}  # sets: order differs
+            assert msgpack.unpackb(ours, raw=False) == [sender, packet, opts]
+        else:
+            assert ours == raw, row["step"]
+        done += 1
+    assert done >= 5
+
+
+# -- a real cluster ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_url() -> Any:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is missing: run the README's test command (it installs it)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = aioredis.Redis.from_url(url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while True:
+        try:
+            await client.ping()
+            break
+        except Exception:
+            assert loop.time() < deadline, "redis-server did not start"
+            await asyncio.sleep(0.05)
+    await client.aclose()
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def node_server(url: str) -> tuple[NodeClients, int]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        NODE,
+        os.path.join(ROOT, "tests", "js", "cluster_node.mjs"),
+        "server",
+        url,
+        str(port),
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    driver = NodeClients(proc)
+    await driver.expect("ready", timeout=30)
+    return driver, port
+
+
+def python_server(url: str, name: str) -> tuple[Server, dict[str, Any]]:
+    io = Server(adapter=redis_adapter(url, requests_timeout=3.0))
+    seen: dict[str, Any] = {"sse": asyncio.Queue()}
+
+    @io.on("connect")
+    def connect(socket: Socket) -> None:
+        socket.data["node"] = name
+
+    @io.on("join")
+    def join(socket: Socket, room: str) -> bool:
+        socket.join(room)
+        return True
+
+    @io.on_server_side_emit("ping")
+    def ping(*args: Any) -> str:
+        seen["sse"].put_nowait(args)
+        return f"pong from {name}"
+
+    return io, seen
+
+
+@pytest.fixture
+async def cluster(redis_url: str, serve: Any, node: Any) -> Any:
+    """Python servers pa, pb and Node servers na, nb on one Redis; a client on each (ids c-pa …)."""
+    pa, seen_a = python_server(redis_url, "py:a")
+    pb, seen_b = python_server(redis_url, "py:b")
+    server_a = await serve(pa.routes())
+    server_b = await serve(pb.routes())
+    await pa.init()
+    await pb.init()
+    na, port_na = await node_server(redis_url)
+    nb, port_nb = await node_server(redis_url)
+    urls = {
+        "pa": server_a.url,
+        "pb": server_b.url,
+        "na": f"http://127.0.0.1:{port_na}",
+        "nb": f"http://127.0.0.1:{port_nb}",
+    }
+    sids = {}
+    for name, url in urls.items():
+        node.connect(f"c-{name}", url, transports=["websocket"], acks={"question": f"answer from c-{name}"})
+        sids[name] = (await node.expect("connect", f"c-{name}"))["sid"]
+    assert await pa.sockets.adapter.server_count() == 4
+    yield {"pa": pa, "pb": pb, "na": na, "nb": nb, "sids": sids, "seen": {"pa": seen_a, "pb": seen_b}, "node": node}
+    for driver in (na, nb):
+        await driver.close()
+    await pa.shutdown(timeout=1)
+    await pb.shutdown(timeout=1)
+
+
+def received(node: Any, event: str) -> list[str]:
+    return sorted(r["id"] for r in node.reports if r.get("type") == "event" and r.get("event") == event)
+
+
+async def join(node: Any, client: str, room: str) -> None:
+    node.emit(client, "join", room, ack=True, tag=f"{client}-{room}")
+    await node.expect("ack", client, tag=f"{client}-{room}")
+
+
+async def test_broadcasts_across_python_and_node(cluster: Any) -> None:
+    node, pa, na = cluster["node"], cluster["pa"], cluster["na"]
+    everyone = ["c-na", "c-nb", "c-pa", "c-pb"]
+    pa.emit("from-python", 1, {"bin": b"\x00\x01"})
+    na.send(cmd="emit", event="from-node", args=[2])
+    for client in everyone:
+        event = await node.expect("event", client, event="from-python")
+        assert event["args"] == [1, {"bin": b"\x00\x01"}]  # binary survives the trip
+        await node.expect("event", client, event="from-node")
+    await join(node, "c-pa", "red")
+    await join(node, "c-na", "red")
+    await join(node, "c-nb", "red")
+    await join(node, "c-nb", "blue")
+    pa.to("red").except_("blue").emit("red-not-blue")
+    na.send(cmd="emit", to=["red"], event="red-all")
+    pa.emit("marker")
+    for client in everyone:
+        await node.expect("event", client, event="marker")
+    await node.wait_for(lambda r: r.get("event") == "red-all" and r["id"] == "c-nb")
+    assert received(node, "red-not-blue") == ["c-na", "c-pa"]
+    assert received(node, "red-all") == ["c-na", "c-nb", "c-pa"]
+
+
+async def test_fetch_sockets_both_ways(cluster: Any) -> None:
+    pa, na, sids = cluster["pa"], cluster["na"], cluster["sids"]
+    sockets = await pa.fetch_sockets()
+    by_id = {s.id: s for s in sockets}
+    assert set(by_id) == set(sids.values())
+    remote = by_id[sids["na"]]
+    assert isinstance(remote, RemoteSocket) and remote.data["node"].startswith("node:")
+    assert by_id[sids["pb"]].data == {"node": "py:b"} and sids["pb"] in by_id[sids["pb"]].rooms
+    na.send(cmd="fetch", tag="f1")
+    fetched = await na.expect("fetched", tag="f1")
+    datas = {s["id"]: s["data"] for s in fetched["sockets"]}
+    assert set(datas) == set(sids.values())
+    assert datas[sids["pa"]] == {"node": "py:a"} and datas[sids["pb"]] == {"node": "py:b"}
+    # a remote socket can be driven from Python
+    node = cluster["node"]
+    remote.emit("direct", "to node client")
+    assert (await node.expect("event", "c-na", event="direct"))["args"] == ["to node client"]
+
+
+async def test_server_side_emit_with_acks_both_ways(cluster: Any) -> None:
+    pa, na, seen = cluster["pa"], cluster["na"], cluster["seen"]
+    responses = await pa.server_side_emit_with_ack("ping", "from py")
+    assert len(responses) == 3
+    assert "pong from py:b" in responses and sum(r.startswith("pong from node:") for r in responses) == 2
+    assert await asyncio.wait_for(seen["pb"]["sse"].get(), WAIT) == ("from py",)
+    na.send(cmd="ssemit", event="ping", args=["from node"], ack=True, tag="s1")
+    acked = await na.expect("ssacked", tag="s1")
+    assert acked["error"] is None and "pong from py:a" in acked["responses"] and "pong from py:b" in acked["responses"]
+    pa.server_side_emit("ping", "no ack")
+    sse = await cluster["nb"].wait_for(lambda r: r.get("type") == "sse" and r["args"] == ["no ack"])
+    assert sse["event"] == "ping"
+
+
+async def test_remote_join_leave_disconnect(cluster: Any) -> None:
+    node, pa, na, sids = cluster["node"], cluster["pa"], cluster["na"], cluster["sids"]
+    pa.in_(sids["na"]).sockets_join("green")  # a Node server's client, joined from Python
+    na.send(cmd="join", to=[sids["pb"]], rooms=["green"])  # a Python server's client, joined from Node
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while True:
+        pa.to("green").emit("green")  # join requests apply when Redis delivers them: retry until they have
+        try:
+            await node.wait_for(lambda r: r.get("event") == "green" and r["id"] == "c-na", timeout=0.3)
+            await node.wait_for(lambda r: r.get("event") == "green" and r["id"] == "c-pb", timeout=0.3)
+            break
+        except asyncio.TimeoutError:
+            assert loop.time() < deadline
+    pa.in_("green").sockets_leave("green")
+    pa.in_(sids["nb"]).disconnect_sockets(close=True)
+    assert (await node.expect("disconnect", "c-nb"))["reason"] in ("io server disconnect", "transport close")
+
+
+async def test_broadcast_acks_across_nodes(cluster: Any) -> None:
+    pa, na = cluster["pa"], cluster["na"]
+    responses = await pa.timeout(5).emit_with_ack("question")
+    assert sorted(responses) == ["answer from c-na", "answer from c-nb", "answer from c-pa", "answer from c-pb"]
+    na.send(cmd="emitack", event="question", timeout=5000, tag="q")
+    acked = await na.expect("acked", tag="q")
+    assert acked["error"] is None
+    assert sorted(acked["responses"]) == [
+        "answer from c-na",
+        "answer from c-nb",
+        "answer from c-pa",
+        "answer from c-pb",
+    ]
+
+
+async def test_official_emitter(cluster: Any, redis_url: str) -> None:
+    node, sids = cluster["node"], cluster["sids"]
+    proc = await asyncio.create_subprocess_exec(
+        NODE,
+        os.path.join(ROOT, "tests", "js", "cluster_node.mjs"),
+        "emitter",
+        redis_url,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    emitter = NodeClients(proc)
+    try:
+        await emitter.expect("ready", timeout=30)
+        await join(node, "c-pa", "yellow")
+        await join(node, "c-nb", "yellow")
+        emitter.send(cmd="emit", event="e-all", args=["x"])
+        emitter.send(cmd="emit", to=["yellow"], event="e-room", args=[1])
+        emitter.send(cmd="emit", event="e-except", **{"except": [sids["pb"]]})
+        emitter.send(cmd="emit", event="e-last")
+        for client in ["c-na", "c-nb", "c-pa", "c-pb"]:
+            await node.expect("event", client, event="e-last")
+        assert received(node, "e-all") == ["c-na", "c-nb", "c-pa", "c-pb"]
+        assert received(node, "e-room") == ["c-nb", "c-pa"]
+        assert received(node, "e-except") == ["c-na", "c-nb", "c-pa"]
+    finally:
+        await emitter.close()
+
+
+async def test_a_node_killed_mid_run(cluster: Any) -> None:
+    node, pa, nb, sids = cluster["node"], cluster["pa"], cluster["nb"], cluster["sids"]
+    nb.proc.kill()
+    await nb.proc.wait()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sockets = await pa.fetch_sockets()
+    assert loop.time() - started < 3.0  # not the full request timeout of a silent node
+    assert sids["nb"] not in {s.id for s in sockets} and sids["na"] in {s.id for s in sockets}
+    pa.emit("still-alive")
+    for client in ["c-na", "c-pa", "c-pb"]:
+        await node.expect("event", client, event="still-alive")

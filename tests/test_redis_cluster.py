@@ -329,3 +329,96 @@ async def test_a_node_killed_mid_run(cluster: Any) -> None:
     pa.emit("still-alive")
     for client in ["c-na", "c-pa", "c-pb"]:
         await node.expect("event", client, event="still-alive")
+
+
+async def test_redis_restart_reconnects_and_resubscribes(serve: Any, node: Any, caplog: Any) -> None:
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        loop = asyncio.get_running_loop()
+        pa, _ = python_server(url, "py:a")
+        pb, _ = python_server(url, "py:b")
+        server_a = await serve(pa.routes())
+        await serve(pb.routes())
+        deadline = loop.time() + WAIT
+        while True:  # redis-server starting
+            try:
+                await asyncio.wait_for(pa.init(), 0.5)
+                await asyncio.wait_for(pb.init(), 0.5)
+                break
+            except asyncio.TimeoutError:
+                assert loop.time() < deadline
+        node.connect("a", server_a.url, transports=["websocket"])
+        await node.expect("connect", "a")
+        pb.emit("before")
+        await node.expect("event", "a", event="before")
+        proc.terminate()
+        proc.wait(timeout=10)
+        seen_before = len(caplog.records)
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        # the adapters notice, reconnect and subscribe again; then a broadcast crosses again
+        deadline = loop.time() + 20
+
+        def reconnections() -> int:
+            records = caplog.records[seen_before:]
+            return sum("reconnected" in r.getMessage() for r in records if r.name == "tornad_io.redis")
+
+        while reconnections() < 2:  # both servers
+            assert loop.time() < deadline, "no reconnection logged"
+            await asyncio.sleep(0.1)
+        await pa.init()
+        await pb.init()
+        pb.emit("after")
+        await node.expect("event", "a", event="after")
+        assert any(
+            "connection lost" in r.getMessage() for r in caplog.records[seen_before:] if r.name == "tornad_io.redis"
+        )
+        await pa.shutdown(timeout=1)
+        await pb.shutdown(timeout=1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def test_cluster_example(redis_url: str, node: Any) -> None:
+    import sys
+
+    ports = [free_port(), free_port()]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            os.path.join(ROOT, "examples", "cluster", "server.py"),
+            "--port",
+            str(port),
+            "--redis",
+            redis_url,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for port in ports
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert b"ready" in line
+        node.connect("one", f"http://127.0.0.1:{ports[0]}")
+        node.connect("two", f"http://127.0.0.1:{ports[1]}", transports=["websocket"])
+        await node.expect("connect", "one")
+        await node.expect("connect", "two")
+        node.emit("one", "chat", "hello cluster")
+        got = await node.expect("event", "two", event="chat")
+        assert got["args"][0]["text"] == "hello cluster" and got["args"][0]["node"] == f"python:{ports[0]}"
+        node.emit("two", "who", ack=True, tag="who")
+        who = (await node.expect("ack", "two", tag="who"))["args"][0]
+        assert sorted(w["node"] for w in who) == sorted(f"python:{p}" for p in ports)
+        node.emit("one", "nodes", ack=True, tag="nodes")
+        assert (await node.expect("ack", "one", tag="nodes"))["args"][0] == sorted(f"python:{p}" for p in ports)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            await proc.wait()

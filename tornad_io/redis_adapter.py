@@ -222,10 +222,15 @@ class RedisAdapter(Adapter):
         self._start()
 
         async def publish() -> None:
-            try:
-                await self.client.publish(channel, payload)
-            except (RedisError, OSError) as error:
-                log.warning("redis adapter %s: publish failed: %s", self.nsp.name, error)
+            for attempt in range(3):  # a pooled connection may be stale after a Redis restart
+                try:
+                    await self.client.publish(channel, payload)
+                    return
+                except (RedisError, OSError) as error:
+                    if attempt == 2:
+                        log.warning("redis adapter %s: publish failed: %s", self.nsp.name, error)
+                        return
+                    await asyncio.sleep(0.05 * (attempt + 1))
 
         spawn(publish())
 

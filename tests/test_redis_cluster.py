@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from tornad_io import Server, Socket
 from tornad_io.adapter import BroadcastOptions
-from tornad_io.redis_adapter import RemoteSocket, encode_broadcast, redis_adapter
+from tornad_io.redis_adapter import RemoteSocket, encode_broadcast, redis_adapter, sharded_redis_adapter
 
 from .conftest import NODE, ROOT, WAIT, NodeClients
 
@@ -122,12 +122,12 @@ async def redis_url() -> Any:
     proc.wait(timeout=10)
 
 
-async def node_server(url: str) -> tuple[NodeClients, int]:
+async def node_server(url: str, mode: str = "server") -> tuple[NodeClients, int]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         NODE,
         os.path.join(ROOT, "tests", "js", "cluster_node.mjs"),
-        "server",
+        mode,
         url,
         str(port),
         cwd=ROOT,
@@ -139,8 +139,9 @@ async def node_server(url: str) -> tuple[NodeClients, int]:
     return driver, port
 
 
-def python_server(url: str, name: str) -> tuple[Server, dict[str, Any]]:
-    io = Server(adapter=redis_adapter(url, requests_timeout=3.0))
+def python_server(url: str, name: str, sharded: bool = False) -> tuple[Server, dict[str, Any]]:
+    factory = sharded_redis_adapter if sharded else redis_adapter
+    io = Server(adapter=factory(url, requests_timeout=3.0))
     seen: dict[str, Any] = {"sse": asyncio.Queue()}
 
     @io.on("connect")
@@ -422,3 +423,61 @@ async def test_cluster_example(redis_url: str, node: Any) -> None:
         for proc in procs:
             proc.terminate()
             await proc.wait()
+
+
+async def test_sharded_mixed_cluster(redis_url: str, serve: Any, node: Any) -> None:
+    """createShardedAdapter (Redis 7 SSUBSCRIBE/SPUBLISH) on Node, ShardedRedisAdapter on Python."""
+    pa, seen_a = python_server(redis_url, "py:a", sharded=True)
+    pb, _ = python_server(redis_url, "py:b", sharded=True)
+    server_a, server_b = await serve(pa.routes()), await serve(pb.routes())
+    await pa.init()
+    await pb.init()
+    na, port_na = await node_server(redis_url, "sharded")
+    nb, port_nb = await node_server(redis_url, "sharded")
+    try:
+        urls = {
+            "pa": server_a.url,
+            "pb": server_b.url,
+            "na": f"http://127.0.0.1:{port_na}",
+            "nb": f"http://127.0.0.1:{port_nb}",
+        }
+        sids = {}
+        for name, url in urls.items():
+            node.connect(f"c-{name}", url, transports=["websocket"], acks={"question": f"answer from c-{name}"})
+            sids[name] = (await node.expect("connect", f"c-{name}"))["sid"]
+        assert await pa.sockets.adapter.server_count() == 4
+        everyone = ["c-na", "c-nb", "c-pa", "c-pb"]
+        pa.emit("from-python", {"bin": b"\x02"})
+        na.send(cmd="emit", event="from-node")
+        for client in everyone:
+            assert (await node.expect("event", client, event="from-python"))["args"] == [{"bin": b"\x02"}]
+            await node.expect("event", client, event="from-node")
+        await join(node, "c-pb", "teal")
+        await join(node, "c-na", "teal")
+        na.send(cmd="emit", to=["teal"], event="teal-from-node")
+        pb.to("teal").emit("teal-from-python")
+        for client in ("c-pb", "c-na"):
+            await node.expect("event", client, event="teal-from-node")
+            await node.expect("event", client, event="teal-from-python")
+        sockets = await pa.fetch_sockets()
+        assert {s.id for s in sockets} == set(sids.values())
+        na.send(cmd="fetch", tag="f")
+        fetched = await na.expect("fetched", tag="f")
+        assert {s["id"] for s in fetched["sockets"]} == set(sids.values())
+        responses = await pa.server_side_emit_with_ack("ping", "x")
+        assert len(responses) == 3 and "pong from py:b" in responses
+        na.send(cmd="ssemit", event="ping", args=["y"], ack=True, tag="s")
+        acked = await na.expect("ssacked", tag="s")
+        assert acked["error"] is None and {"pong from py:a", "pong from py:b"} <= set(acked["responses"])
+        assert ("y",) in [await asyncio.wait_for(seen_a["sse"].get(), WAIT) for _ in range(1)]
+        answers = await pa.timeout(5).emit_with_ack("question")
+        assert sorted(answers) == [f"answer from {c}" for c in everyone]
+        na.send(cmd="emitack", event="question", timeout=5000, tag="q")
+        assert sorted((await na.expect("acked", tag="q"))["responses"]) == [f"answer from {c}" for c in everyone]
+        pa.in_(sids["nb"]).disconnect_sockets(close=True)
+        await node.expect("disconnect", "c-nb")
+    finally:
+        await na.close()
+        await nb.close()
+        await pa.shutdown(timeout=1)
+        await pb.shutdown(timeout=1)

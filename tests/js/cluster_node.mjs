@@ -1,6 +1,7 @@
 // A Node socket.io 4.8 server with @socket.io/redis-adapter (or a redis-emitter), driven by the tests.
 //
 //   node tests/js/cluster_node.mjs server <redis-url> <port>     a cluster node on 127.0.0.1:<port>
+//   node tests/js/cluster_node.mjs sharded <redis-url> <port>    the same with createShardedAdapter
 //   node tests/js/cluster_node.mjs emitter <redis-url>           @socket.io/redis-emitter
 // One JSON command per line on stdin, one JSON report per line on stdout.
 // Server commands:
@@ -13,7 +14,7 @@
 // Server reports: ready, connection {id, data}, sse {event, args} (server-side emit received).
 // Emitter commands: {"cmd":"emit","nsp":"/","to":[...],"except":[...],"event":"e","args":[...]} (then "emitted").
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import readline from "node:readline";
@@ -42,7 +43,11 @@ if (mode === "emitter") {
   const pub = createClient({ url });
   const sub = pub.duplicate();
   await Promise.all([pub.connect(), sub.connect()]);
-  const io = new Server({ adapter: createAdapter(pub, sub, { requestsTimeout: 3000 }) });
+  const adapter =
+    mode === "sharded"
+      ? createShardedAdapter(pub, sub, { requestsTimeout: 3000 })
+      : createAdapter(pub, sub, { requestsTimeout: 3000 });
+  const io = new Server({ adapter });
   io.on("connection", (socket) => {
     socket.data.node = "node:" + port;
     socket.on("join", (room, ack) => {

@@ -16,22 +16,22 @@ const opt = (name, fallback) => {
   return i >= 0 ? argv[i + 1] : fallback;
 };
 const port = Number(opt("port"));
+const port2 = Number(opt("port2", opt("port"))); // fan-out subscribers alternate between two servers (cluster)
 const clients = Number(opt("clients", 10));
 const duration = Number(opt("duration", 5)) * 1000;
 const messages = Number(opt("messages", 10));
 const payload = "x".repeat(Number(opt("payload", 32)));
 const deadline = Number(opt("timeout", 120)) * 1000; // hard bound on any scenario
-const WS_URL = `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`;
 
 setTimeout(() => {
   process.stdout.write(JSON.stringify({ error: "timed out" }) + "\n");
   process.exit(2);
 }, deadline).unref();
 
-function connectWs(onMessage) {
+function connectWs(onMessage, onPort = port) {
   // resolves once the Socket.IO connection to "/" is confirmed
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(WS_URL, { perMessageDeflate: false });
+    const ws = new WebSocket(`ws://127.0.0.1:${onPort}/socket.io/?EIO=4&transport=websocket`, { perMessageDeflate: false });
     ws.on("error", reject);
     ws.on("message", (data, isBinary) => {
       const text = isBinary ? data : data.toString();
@@ -177,7 +177,7 @@ async function fanout() {
   let resolveAll;
   const all = new Promise((r) => (resolveAll = r));
   const counts = new Map();
-  const subscribers = await inBatches(clients, 200, async () => {
+  const subscribers = await inBatches(clients, 200, async (i) => {
     const ws = await connectWs((w, text) => {
       if (typeof text === "string" && text.startsWith('42["bcast"')) {
         const n = counts.get(w) + 1;
@@ -189,7 +189,7 @@ async function fanout() {
       } else if (typeof text === "string" && text.startsWith("43")) {
         w.emit("joined");
       }
-    });
+    }, i % 2 ? port2 : port);
     counts.set(ws, 0);
     const joined = new Promise((r) => ws.once("joined", r));
     ws.send('421["join","room"]');

@@ -1,8 +1,20 @@
 // Node socket.io 4.8 with the benchmark's three handlers: node benchmarks/node_server.mjs --port N
 import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
 
-const port = Number(process.argv[process.argv.indexOf("--port") + 1]);
-const io = new Server(port, { cors: { origin: "*" } });
+const arg = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const port = Number(arg("--port"));
+const options = { cors: { origin: "*" } };
+const redis = arg("--redis");
+if (redis) {
+  // a cluster node: @socket.io/redis-adapter through the given Redis
+  const pub = createClient({ url: redis });
+  const sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  options.adapter = createAdapter(pub, sub);
+}
+const io = new Server(port, options);
 io.on("connection", (socket) => {
   socket.on("echo", (payload, ack) => ack(payload));
   socket.on("join", (room, ack) => {

@@ -47,6 +47,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "fanout-5000": {"clients": 5000, "messages": 5},
         "mixed-1000": {"clients": 1000, "messages": 20},
         "idle": {"clients": 10000},
+        "cluster-1000": {"clients": 1000, "messages": 10},
     },
     "smoke": {
         "ws-echo": {"clients": 5, "duration": 0.5},
@@ -55,6 +56,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "fanout-5000": {"clients": 30, "messages": 2},
         "mixed-1000": {"clients": 20, "messages": 3},
         "idle": {"clients": 50},
+        "cluster-1000": {"clients": 20, "messages": 3},
     },
 }
 LOADGEN = {
@@ -64,13 +66,18 @@ LOADGEN = {
     "fanout-5000": "fanout",
     "mixed-1000": "mixed",
     "idle": "idle",
+    "cluster-1000": "fanout",
 }
+# Two nodes of the same server through one Redis (this project's Redis adapter vs @socket.io/redis-adapter).
+CLUSTER = {"cluster-1000"}
+CLUSTER_SERVERS = {"tornad_io", "node socket.io"}
 UNITS = {
     "ws-echo": "round trips/s",
     "poll-echo": "round trips/s",
     "fanout-1000": "deliveries/s",
     "fanout-5000": "deliveries/s",
     "mixed-1000": "deliveries/s (half 0.6, half v4)",
+    "cluster-1000": "deliveries/s (2 nodes, Redis)",
     "idle": "connects/s",
 }
 
@@ -107,7 +114,56 @@ def wait_listening(port: int, proc: subprocess.Popen[Any], timeout: float = 20.0
     raise RuntimeError("server did not start listening")
 
 
+def measure_cluster(server: str, scenario: str, size: dict[str, Any]) -> dict[str, Any]:
+    """Two nodes of *server* joined through a fresh redis-server; subscribers alternate between them."""
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        pinned(
+            1, ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        ),
+        stdout=subprocess.DEVNULL,
+    )
+    ports = [free_port(), free_port()]
+    nodes = []
+    try:
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        time.sleep(0.3)
+        for port in ports:
+            nodes.append(
+                subprocess.Popen(
+                    pinned(0, [*SERVERS[server], "--port", str(port), "--redis", url]),
+                    cwd=ROOT,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port, proc in zip(ports, nodes, strict=True):
+            wait_listening(port, proc)
+        time.sleep(0.5)
+        args = [
+            "node",
+            os.path.join(HERE, "loadgen.mjs"),
+            LOADGEN[scenario],
+            "--port",
+            str(ports[0]),
+            "--port2",
+            str(ports[1]),
+        ]
+        for key, value in size.items():
+            args += [f"--{key}", str(value)]
+        out = subprocess.run(pinned(1, args), cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    finally:
+        for proc in [*nodes, redis]:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def measure(server: str, scenario: str, size: dict[str, Any]) -> dict[str, Any]:
+    if scenario in CLUSTER:
+        return measure_cluster(server, scenario, size)
     port = free_port()
     proc = subprocess.Popen(pinned(0, [*SERVERS[server], "--port", str(port)]), cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
@@ -186,6 +242,8 @@ def main() -> None:
                     continue
                 if scenario in ONLY_OURS and server != "tornad_io":
                     continue
+                if scenario in CLUSTER and (server not in CLUSTER_SERVERS or not shutil.which("redis-server")):
+                    continue
                 try:
                     result = measure(server, scenario, SIZES[args.size][scenario])
                 except Exception as error:  # noqa: BLE001 - recorded in the table
@@ -211,7 +269,11 @@ def main() -> None:
     ]
     rows = [(s, "rate", UNITS[s]) for s in scenarios]
     rows += [(s, "p99_ms", "p99 latency ms") for s in scenarios if "echo" in s]
-    rows += [(s, "last_delivery_ms", "emit → last delivery ms") for s in scenarios if "fanout" in s or "mixed" in s]
+    rows += [
+        (s, "last_delivery_ms", "emit → last delivery ms")
+        for s in scenarios
+        if "fanout" in s or "mixed" in s or "cluster" in s
+    ]
     rows += [(s, "rss_per_connection_kib", "RSS per connection KiB") for s in scenarios if s == "idle"]
     for scenario, key, label in rows:
         cells = []

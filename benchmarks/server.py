@@ -51,16 +51,22 @@ def handlers(io: Server) -> None:
         return int(spec["n"])
 
 
-def make_app() -> tuple[tornado.web.Application, Server]:
-    io = Server(cors_allowed_origins="*")
+def make_app(redis: str | None = None) -> tuple[tornado.web.Application, Server]:
+    if redis:
+        from tornad_io.redis_adapter import redis_adapter
+
+        io = Server(cors_allowed_origins="*", adapter=redis_adapter(redis))
+    else:
+        io = Server(cors_allowed_origins="*")
     handlers(io)
     handlers(Mixed.io())
     app = tornado.web.Application(io.routes() + [Mixed.routes("mixed")], log_function=lambda handler: None)
     return app, io
 
 
-async def main(port: int) -> None:
-    app, io = make_app()
+async def main(port: int, redis: str | None = None) -> None:
+    app, io = make_app(redis)
+    await io.init()
     app.listen(port, address="127.0.0.1")
     await asyncio.Event().wait()
 
@@ -69,10 +75,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
+    parser.add_argument("--redis", help="join a cluster through this Redis (redis://...)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.uvloop:
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(args.port))
+    asyncio.run(main(args.port, args.redis))

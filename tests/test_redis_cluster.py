@@ -21,7 +21,8 @@ from tornad_io.redis_adapter import RemoteSocket, encode_broadcast, redis_adapte
 
 from .conftest import NODE, ROOT, WAIT, NodeClients
 
-VECTORS = os.path.join(ROOT, "..", "shared", "spec", "redis-adapter-vectors.jsonl")
+# 99 messages captured from a live Node cluster (a copy of shared/spec/redis-adapter-vectors.jsonl)
+VECTORS = os.path.join(ROOT, "tests", "data", "redis-adapter-vectors.jsonl")
 
 
 def free_port() -> int:
@@ -34,8 +35,7 @@ def free_port() -> int:
 
 
 def vectors() -> list[dict[str, Any]]:
-    path = VECTORS if os.path.exists(VECTORS) else os.path.join(ROOT, "shared", "spec", "redis-adapter-vectors.jsonl")
-    with open(path) as file:
+    with open(VECTORS) as file:
         return [json.loads(line) for line in file if line.strip()]
 
 

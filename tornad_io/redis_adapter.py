@@ -186,6 +186,7 @@ class RedisAdapter(Adapter):
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(ClusterTimeout("the adapter was closed"))
+                pending.future.exception()  # retrieved here: a waiter, if any, still gets it
 
     async def _listen(self) -> None:
         """Subscribe and dispatch; on a lost connection, reconnect and subscribe again."""

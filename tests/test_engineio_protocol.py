@@ -523,3 +523,44 @@ async def test_one_bad_client_does_not_disturb_others(serve: Any, node: Any) -> 
         await fetch(f"{server.url}/socket.io/?EIO=4&transport=polling&sid={sid}", "POST", garbage.encode())
         node.emit("good", "echo", garbage, ack=True, tag=garbage)
         assert (await node.expect("ack", "good", tag=garbage))["args"] == [garbage]
+
+
+async def test_permessage_deflate_is_opt_in(serve: Any) -> None:
+    plain = await serve(Server().routes())
+    conn = await websocket_connect(
+        plain.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", compression_options={}
+    )
+    assert "Sec-WebSocket-Extensions" not in conn.headers  # off by default, as in the reference
+    assert (await recv(conn)).startswith("0{")
+    conn.close()
+    deflating = await serve(Server(per_message_deflate=True).routes())
+    conn = await websocket_connect(
+        deflating.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", compression_options={}
+    )
+    assert "permessage-deflate" in conn.headers["Sec-WebSocket-Extensions"]
+    assert (await recv(conn)).startswith("0{")
+    conn.write_message("40")
+    assert (await recv(conn)).startswith("40{")
+    conn.close()
+
+
+async def test_conformance_server_serves_the_real_clients(conformance: str, node: Any) -> None:
+    import socketio
+
+    node.connect("js", conformance, auth={"token": "t"})
+    await node.expect("connect", "js")
+    assert (await node.expect("event", "js", event="auth"))["args"] == [{"token": "t"}]
+    node.emit("js", "message", 1, "two", {"3": [True]})
+    assert (await node.expect("event", "js", event="message-back"))["args"] == [1, "two", {"3": [True]}]
+    node.emit("js", "message-with-ack", "a", 2, ack=True, tag="ack")
+    assert (await node.expect("ack", "js", tag="ack"))["args"] == ["a", 2]
+    py = socketio.AsyncClient(reconnection=False)
+    backs: asyncio.Queue[Any] = asyncio.Queue()
+    py.on("message-back", lambda *args: backs.put_nowait(args), namespace="/")
+    await py.connect(conformance, namespaces=["/", "/custom"])
+    try:
+        await py.emit("message", ["x", b"\x01"])
+        assert await asyncio.wait_for(backs.get(), WAIT) == (["x", b"\x01"],)
+        assert await py.call("message-with-ack", "y", timeout=WAIT) == "y"
+    finally:
+        await py.disconnect()

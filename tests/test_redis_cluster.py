@@ -142,6 +142,7 @@ async def node_server(url: str, mode: str = "server") -> tuple[NodeClients, int]
 def python_server(url: str, name: str, sharded: bool = False) -> tuple[Server, dict[str, Any]]:
     factory = sharded_redis_adapter if sharded else redis_adapter
     io = Server(adapter=factory(url, requests_timeout=3.0))
+    io.of("/chat")
     seen: dict[str, Any] = {"sse": asyncio.Queue()}
 
     @io.on("connect")
@@ -183,7 +184,16 @@ async def cluster(redis_url: str, serve: Any, node: Any) -> Any:
         node.connect(f"c-{name}", url, transports=["websocket"], acks={"question": f"answer from c-{name}"})
         sids[name] = (await node.expect("connect", f"c-{name}"))["sid"]
     assert await pa.sockets.adapter.server_count() == 4
-    yield {"pa": pa, "pb": pb, "na": na, "nb": nb, "sids": sids, "seen": {"pa": seen_a, "pb": seen_b}, "node": node}
+    yield {
+        "pa": pa,
+        "pb": pb,
+        "na": na,
+        "nb": nb,
+        "sids": sids,
+        "urls": urls,
+        "seen": {"pa": seen_a, "pb": seen_b},
+        "node": node,
+    }
     for driver in (na, nb):
         await driver.close()
     await pa.shutdown(timeout=1)
@@ -308,12 +318,21 @@ async def test_official_emitter(cluster: Any, redis_url: str) -> None:
         emitter.send(cmd="emit", event="e-all", args=["x"])
         emitter.send(cmd="emit", to=["yellow"], event="e-room", args=[1])
         emitter.send(cmd="emit", event="e-except", **{"except": [sids["pb"]]})
+        node.connect("chat-pa", cluster["urls"]["pa"] + "/chat", transports=["websocket"])
+        node.connect("chat-na", cluster["urls"]["na"] + "/chat", transports=["websocket"])
+        await node.expect("connect", "chat-pa")
+        await node.expect("connect", "chat-na")
+        await cluster["pa"].of("/chat").adapter.init()
+        emitter.send(cmd="emit", nsp="/chat", event="e-chat", args=["in /chat"])
         emitter.send(cmd="emit", event="e-last")
         for client in ["c-na", "c-nb", "c-pa", "c-pb"]:
             await node.expect("event", client, event="e-last")
+        for client in ["chat-pa", "chat-na"]:
+            assert (await node.expect("event", client, event="e-chat"))["args"] == ["in /chat"]
         assert received(node, "e-all") == ["c-na", "c-nb", "c-pa", "c-pb"]
         assert received(node, "e-room") == ["c-nb", "c-pa"]
         assert received(node, "e-except") == ["c-na", "c-nb", "c-pa"]
+        assert received(node, "e-chat") == ["chat-na", "chat-pa"]  # only the /chat namespace
     finally:
         await emitter.close()
 
@@ -481,3 +500,26 @@ async def test_sharded_mixed_cluster(redis_url: str, serve: Any, node: Any) -> N
         await nb.close()
         await pa.shutdown(timeout=1)
         await pb.shutdown(timeout=1)
+
+
+async def test_requests_time_out_with_a_clear_error(redis_url: str) -> None:
+    """A server that counts as subscribed but never answers: the request ends with ClusterTimeout."""
+    from tornad_io.redis_adapter import ClusterTimeout
+
+    io = Server(adapter=redis_adapter(redis_url, requests_timeout=0.5))
+    await io.init()
+    silent = aioredis.Redis.from_url(redis_url)
+    pubsub = silent.pubsub()
+    await pubsub.subscribe("socket.io-request#/#")  # counted by PUBSUB NUMSUB, answers nothing
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ClusterTimeout, match="timeout reached"):
+            await io.fetch_sockets()
+        assert loop.time() - started < 2.0
+        with pytest.raises(ClusterTimeout):
+            await io.server_side_emit_with_ack("anyone")
+    finally:
+        await pubsub.aclose()
+        await silent.aclose()
+        await io.shutdown(timeout=1)

@@ -48,6 +48,7 @@ if (mode === "emitter") {
       ? createShardedAdapter(pub, sub, { requestsTimeout: 3000 })
       : createAdapter(pub, sub, { requestsTimeout: 3000 });
   const io = new Server({ adapter });
+  io.of("/chat"); // a second namespace, for the emitter's of("/chat")
   io.on("connection", (socket) => {
     socket.data.node = "node:" + port;
     socket.on("join", (room, ack) => {

@@ -1,0 +1,265 @@
+"""What the Redis adapters share: helpers, remote-socket proxies, and the connection life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import string
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+
+import msgpack
+import redis.asyncio as aioredis  # noqa: F401 - for type annotations
+from redis.exceptions import RedisError
+
+from ..adapter import Adapter, BroadcastOptions
+from ..exceptions import TornadIOError
+from ..socketio import codec
+from ..socketio._calls import spawn
+
+if TYPE_CHECKING:
+    from ..socketio.namespace import Namespace
+
+log = logging.getLogger("tornad_io.redis")
+
+_UID_CHARS = string.ascii_letters + string.digits + "_-"
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON, as Node's JSON.stringify writes it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def uid() -> str:
+    """A 6-character node or request id, like Node's ``uid2(6)``."""
+    return "".join(secrets.choice(_UID_CHARS) for _ in range(6))
+
+
+class ClusterTimeout(TornadIOError, TimeoutError):
+    """A cluster request did not get every server's answer in time."""
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, sets as lists: what msgpack and JSON take."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def decode_message(payload: bytes) -> Any:
+    """A request or response: JSON when it starts with ``{``, msgpack otherwise (as Node sniffs)."""
+    if payload[:1] == b"{":
+        return json.loads(payload)
+    return msgpack.unpackb(payload, raw=False)
+
+
+def _rooms(values: Iterable[Any] | None) -> frozenset[str]:
+    return frozenset(str(v) for v in values or ())
+
+
+class RemoteSocket:
+    """A socket on another server, from ``fetch_sockets()``: data, and the operations that reach it."""
+
+    def __init__(self, adapter: Adapter, details: dict[str, Any]) -> None:
+        self._adapter = adapter
+        self.id: str = details["id"]
+        self.handshake: dict[str, Any] = details.get("handshake", {})
+        self.rooms: set[str] = set(details.get("rooms", ()))
+        self.data: Any = details.get("data")
+
+    def __repr__(self) -> str:
+        return f"<RemoteSocket {self.id}>"
+
+    def _only_me(self) -> BroadcastOptions:
+        return BroadcastOptions(rooms=frozenset((self.id,)))
+
+    def emit(self, event: str, *args: Any) -> None:
+        self._adapter.broadcast(codec.Packet(codec.EVENT, self._adapter.nsp.name, [event, *args]), self._only_me())
+
+    def join(self, rooms: str | Iterable[str]) -> None:
+        self._adapter.add_sockets(self._only_me(), [rooms] if isinstance(rooms, str) else rooms)
+
+    def leave(self, room: str) -> None:
+        self._adapter.del_sockets(self._only_me(), [room])
+
+    def disconnect(self, close: bool = False) -> None:
+        self._adapter.disconnect_sockets(self._only_me(), close)
+
+
+class Pending:
+    """A request waiting for answers from the other servers."""
+
+    __slots__ = ("kind", "expected", "responses", "future", "on_count", "on_ack")
+
+    def __init__(self, kind: int, expected: int) -> None:
+        self.kind = kind
+        self.expected = expected
+        self.responses: list[Any] = []
+        self.future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.on_count: Callable[[int], None] | None = None
+        self.on_ack: Callable[[str | None, Any], None] | None = None
+
+
+class RedisAdapterBase(Adapter):
+    """The in-memory adapter plus a Redis subscription kept alive, publishing with retries, and
+    requests that gather one answer per other server."""
+
+    label = "redis adapter"
+
+    def __init__(self, nsp: Namespace, client: aioredis.Redis, requests_timeout: float) -> None:
+        super().__init__(nsp)
+        self.client = client
+        self.requests_timeout = requests_timeout
+        self._pending: dict[str, Pending] = {}
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._pubsub: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # created before the loop runs: started on first use
+        else:
+            self._start()
+
+    # -- what a format provides ----------------------------------------------------
+
+    async def _subscribe(self, pubsub: Any) -> None:
+        raise NotImplementedError
+
+    async def _publish_command(self, channel: str, payload: bytes | str) -> None:
+        raise NotImplementedError
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- the connection ------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._listener is None and not self._closed:
+            self._listener = spawn(self._listen())
+
+    async def init(self) -> None:
+        """Wait until the subscriptions are in place."""
+        self._start()
+        await self._ready.wait()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(ClusterTimeout("the adapter was closed"))
+                pending.future.exception()  # retrieved here: a waiter, if any, still gets it
+
+    async def _listen(self) -> None:
+        """Subscribe and dispatch; on a lost connection, reconnect and subscribe again."""
+        delay = 0.1
+        while not self._closed:
+            pubsub = self.client.pubsub()
+            self._pubsub = pubsub
+            try:
+                await self._subscribe(pubsub)
+                if delay > 0.1:
+                    log.warning("%s %s: reconnected and subscribed again", self.label, self.nsp.name)
+                delay = 0.1
+                self._ready.set()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._on_message(message)
+            except asyncio.CancelledError:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise
+            except (RedisError, OSError) as error:
+                self._ready.clear()
+                self._pubsub = None
+                log.warning("%s %s: connection lost (%s); retrying in %.1fs", self.label, self.nsp.name, error, delay)
+                try:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except Exception:  # noqa: BLE001 - the connection is gone anyway
+                    pass
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        self._start()
+        super().add_all(sid, rooms)
+
+    def _send(self, channel: str, payload: bytes | str) -> None:
+        """Publish in the background, retrying: a pooled connection may be stale after a Redis restart."""
+        self._start()
+
+        async def publish() -> None:
+            for attempt in range(3):
+                try:
+                    await self._publish_command(channel, payload)
+                    return
+                except (RedisError, OSError) as error:
+                    if attempt == 2:
+                        log.warning("%s %s: publish failed: %s", self.label, self.nsp.name, error)
+                        return
+                    await asyncio.sleep(0.05 * (attempt + 1))
+
+        spawn(publish())
+
+    # -- requests ----------------------------------------------------------------
+
+    async def _gather(self, kind: int, request_id: str, publish: Callable[[], None]) -> list[Any]:
+        """Publish a request and gather one answer per other server, re-counting servers while
+        waiting so a node that dies does not hold the request to its full timeout."""
+        expected = await self.server_count() - 1
+        if expected <= 0:
+            return []
+        pending = Pending(kind, expected)
+        self._pending[request_id] = pending
+        publish()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.requests_timeout
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise ClusterTimeout(f"timeout reached while waiting for responses to request type {kind}")
+                try:
+                    return await asyncio.wait_for(asyncio.shield(pending.future), min(0.5, remaining))
+                except asyncio.TimeoutError:
+                    if await self.server_count() - 1 <= expected - pending.expected:
+                        return pending.responses  # the missing ones left the cluster
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _answered(self, pending: Pending, responses: Iterable[Any]) -> None:
+        pending.responses.extend(responses)
+        pending.expected -= 1
+        if pending.expected <= 0 and not pending.future.done():
+            pending.future.set_result(pending.responses)
+
+    def _expect_acks(
+        self,
+        request_id: str,
+        client_count: Callable[[int], None],
+        on_ack: Callable[[str | None, Any], None],
+        lifetime: float,
+    ) -> None:
+        """Route the client counts and acks of a broadcast with ack back to its caller."""
+        pending = Pending(0, 0)
+        pending.on_count = client_count
+        pending.on_ack = on_ack
+        self._pending[request_id] = pending
+        asyncio.get_running_loop().call_later(lifetime + 1, self._pending.pop, request_id, None)
+
+    def _emit_with_ack(self, request: Awaitable[list[Any]], on_ack: Callable[..., None]) -> None:
+        async def run() -> None:
+            try:
+                responses = await request
+            except ClusterTimeout as error:
+                on_ack(error, [])
+                return
+            on_ack(None, responses)
+
+        spawn(run())

@@ -1,0 +1,331 @@
+"""The classic format of Node's ``@socket.io/redis-adapter`` v8 (``createAdapter``).
+
+Channels (``key`` defaults to ``socket.io``, one set per namespace): broadcasts on
+``<key>#<nsp>#`` and ``<key>#<nsp>#<room>#`` (msgpack ``[uid, packet, opts]``),
+requests on ``<key>-request#<nsp>#``, responses on ``<key>-response#<nsp>#``;
+servers are counted with ``PUBSUB NUMSUB`` on the request channel. This is the
+format ``@socket.io/redis-emitter`` speaks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..adapter import BroadcastOptions
+from ..socketio import codec
+from ..socketio._calls import call_user
+from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log, uid
+
+if TYPE_CHECKING:
+    from ..socketio.namespace import Namespace
+
+SOCKETS, ALL_ROOMS, REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT, REMOTE_FETCH = 0, 1, 2, 3, 4, 5
+SERVER_SIDE_EMIT, BROADCAST, BROADCAST_CLIENT_COUNT, BROADCAST_ACK = 6, 7, 8, 9
+
+
+def encode_broadcast(sender: str, nsp: str, data: list[Any], opts: BroadcastOptions) -> bytes:
+    """The msgpack broadcast message ``[uid, {type, data, nsp}, {rooms, except, flags}]``."""
+    flags: dict[str, Any] = {}
+    if opts.volatile:
+        flags["volatile"] = True
+    if not opts.compress:
+        flags["compress"] = False
+    packet = {"type": codec.EVENT, "data": _plain(data), "nsp": nsp}
+    options = {"rooms": sorted(opts.rooms), "except": sorted(opts.except_rooms), "flags": flags}
+    return msgpack.packb([sender, packet, options])  # type: ignore[no-any-return]
+
+
+class RedisAdapter(RedisAdapterBase):
+    """The classic format: PUBLISH/PSUBSCRIBE, msgpack broadcasts, numbered JSON requests."""
+
+    def __init__(
+        self,
+        nsp: Namespace,
+        client: aioredis.Redis,
+        key: str = "socket.io",
+        requests_timeout: float = 5.0,
+        publish_on_specific_response_channel: bool = False,
+    ) -> None:
+        self.uid = uid()
+        self.key = key
+        self.specific_response = publish_on_specific_response_channel
+        name = nsp.name
+        self.channel = f"{key}#{name}#"
+        self.request_channel = f"{key}-request#{name}#"
+        self.response_channel = f"{key}-response#{name}#"
+        self.specific_response_channel = f"{self.response_channel}{self.uid}#"
+        super().__init__(nsp, client, requests_timeout)
+
+    async def _subscribe(self, pubsub: Any) -> None:
+        await pubsub.psubscribe(self.channel + "*")
+        await pubsub.subscribe(self.request_channel, self.response_channel, self.specific_response_channel)
+
+    async def _publish_command(self, channel: str, payload: bytes | str) -> None:
+        await self.client.publish(channel, payload)
+
+    async def server_count(self) -> int:
+        try:
+            result = await self.client.pubsub_numsub(self.request_channel)
+        except (RedisError, OSError):
+            return 1
+        return max(1, int(result[0][1])) if result else 1
+
+    # -- incoming ----------------------------------------------------------------
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") not in ("message", "pmessage"):
+            return
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        data: bytes = message["data"]
+        try:
+            if channel.startswith(self.channel):
+                self._on_broadcast(channel, data)
+            elif channel == self.request_channel:
+                self._on_request(decode_message(data))
+            elif channel.startswith(self.response_channel):
+                self._on_response(decode_message(data))
+        except Exception:  # noqa: BLE001 - one bad message must not stop the listener
+            log.exception("redis adapter %s: cannot handle a message on %s", self.nsp.name, channel)
+
+    def _on_broadcast(self, channel: str, payload: bytes) -> None:
+        room = channel[len(self.channel) :]
+        if room:
+            room = room[:-1] if room.endswith("#") else room
+            if room not in self.rooms:
+                return
+        sender, packet, opts = msgpack.unpackb(payload, raw=False)
+        if sender == self.uid:
+            return
+        if packet.get("nsp", "/") != self.nsp.name:
+            return
+        flags = opts.get("flags") or {}
+        options = BroadcastOptions(
+            rooms=_rooms(opts.get("rooms")),
+            except_rooms=_rooms(opts.get("except")),
+            volatile=bool(flags.get("volatile")),
+            compress=flags.get("compress", True) is not False,
+        )
+        super().broadcast(codec.Packet(codec.EVENT, self.nsp.name, packet["data"]), options)
+
+    def _opts(self, request: dict[str, Any]) -> BroadcastOptions:
+        opts = request.get("opts") or {}
+        return BroadcastOptions(rooms=_rooms(opts.get("rooms")), except_rooms=_rooms(opts.get("except")))
+
+    def _respond(self, request: dict[str, Any], response: dict[str, Any], binary: bool = False) -> None:
+        payload: bytes | str = msgpack.packb(response) if binary else _dumps(response)
+        channel = self.response_channel
+        if self.specific_response and request.get("uid"):
+            channel = f"{self.response_channel}{request['uid']}#"
+        self._send(channel, payload)
+
+    def _on_request(self, request: dict[str, Any]) -> None:
+        kind = request.get("type")
+        request_id = request.get("requestId")
+        if request_id in self._pending:
+            return  # our own request, echoed
+        if kind in (REMOTE_JOIN, REMOTE_LEAVE, REMOTE_DISCONNECT):
+            # Applied by every node when Redis delivers it, the sender included (as in Node).
+            if "opts" in request:
+                opts = self._opts(request)
+            elif "sid" in request:  # the legacy v6 form
+                opts = BroadcastOptions(rooms=frozenset((request["sid"],)))
+            else:
+                return
+            if kind == REMOTE_JOIN:
+                super().add_sockets(opts, _rooms(request.get("rooms") or [request.get("room")]))
+            elif kind == REMOTE_LEAVE:
+                super().del_sockets(opts, _rooms(request.get("rooms") or [request.get("room")]))
+            else:
+                super().disconnect_sockets(opts, bool(request.get("close")))
+            return
+        if request.get("uid") == self.uid:
+            return
+        if kind == SOCKETS:
+            sids = sorted(self.sockets(_rooms(request.get("rooms"))))
+            self._respond(request, {"requestId": request_id, "sockets": sids})
+        elif kind == ALL_ROOMS:
+            self._respond(request, {"requestId": request_id, "rooms": list(self.rooms)})
+        elif kind == REMOTE_FETCH:
+            sockets = [self._describe(s) for s in self._select(self._opts(request))]
+            self._respond(request, {"requestId": request_id, "sockets": sockets})
+        elif kind == SERVER_SIDE_EMIT:
+            self._on_server_side_emit(request)
+        elif kind == BROADCAST:
+            self._on_remote_broadcast_with_ack(request)
+
+    def _describe(self, socket: Any) -> dict[str, Any]:
+        handshake = socket.handshake.as_dict()
+        return {"id": socket.id, "handshake": handshake, "rooms": sorted(socket.rooms), "data": socket.data}
+
+    def _on_server_side_emit(self, request: dict[str, Any]) -> None:
+        data = request.get("data") or []
+        if not data:
+            return
+        event, args = data[0], data[1:]
+        request_id = request.get("requestId")
+        handler = self.nsp._server_handlers.get(event)
+        if handler is None:
+            return
+        if request_id is None:
+            call_user(handler, args, f"server-side {event}", "-")
+            return
+
+        def reply(result: Any) -> None:
+            # The ack reply always goes to the shared response channel (as in Node).
+            payload = _dumps({"type": SERVER_SIDE_EMIT, "requestId": request_id, "data": _plain(result)})
+            self._send(self.response_channel, payload)
+
+        call_user(handler, args, f"server-side {event}", "-", reply)
+
+    def _on_remote_broadcast_with_ack(self, request: dict[str, Any]) -> None:
+        request_id = request["requestId"]
+        packet = request["packet"]
+        opts = request.get("opts") or {}
+        options = BroadcastOptions(rooms=_rooms(opts.get("rooms")), except_rooms=_rooms(opts.get("except")))
+
+        def on_count(count: int) -> None:
+            self._respond(request, {"type": BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": count})
+
+        def on_ack(sid: str | None, response: Any) -> None:
+            self._respond(
+                request,
+                {"type": BROADCAST_ACK, "requestId": request_id, "packet": _plain(response)},
+                binary=True,
+            )
+
+        super().broadcast_with_ack(codec.Packet(codec.EVENT, self.nsp.name, packet["data"]), options, on_count, on_ack)
+
+    def _on_response(self, response: dict[str, Any]) -> None:
+        pending = self._pending.get(response.get("requestId", ""))
+        if pending is None:
+            return
+        kind = response.get("type")
+        if kind == BROADCAST_CLIENT_COUNT and pending.on_count is not None:
+            pending.on_count(int(response.get("clientCount", 0)))
+        elif kind == BROADCAST_ACK and pending.on_ack is not None:
+            pending.on_ack(None, response.get("packet"))
+        elif pending.kind == REMOTE_FETCH:
+            self._answered(pending, response.get("sockets") or [])
+        elif pending.kind == ALL_ROOMS:
+            self._answered(pending, response.get("rooms") or [])
+        elif pending.kind == SERVER_SIDE_EMIT:
+            self._answered(pending, [response.get("data")])
+
+    # -- outgoing: the adapter interface ---------------------------------------------
+
+    def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
+        if not opts.local:
+            channel = self.channel
+            if len(opts.rooms) == 1:
+                channel += next(iter(opts.rooms)) + "#"
+            self._send(channel, encode_broadcast(self.uid, self.nsp.name, packet.data, opts))
+        super().broadcast(packet, opts)
+
+    def broadcast_with_ack(
+        self,
+        packet: codec.Packet,
+        opts: BroadcastOptions,
+        client_count: Callable[[int], None],
+        on_ack: Callable[[str | None, Any], None],
+        on_gone: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        reached = super().broadcast_with_ack(packet, opts, client_count, on_ack, on_gone)
+        if opts.local:
+            return reached
+        request_id = uid()
+        lifetime = opts.timeout if opts.timeout is not None else self.requests_timeout
+        self._expect_acks(request_id, client_count, on_ack, lifetime)
+        flags: dict[str, Any] = {}
+        if opts.timeout is not None:
+            flags["timeout"] = int(opts.timeout * 1000)
+        request = {
+            "uid": self.uid,
+            "requestId": request_id,
+            "type": BROADCAST,
+            "packet": {"type": codec.EVENT, "data": _plain(packet.data), "nsp": self.nsp.name},
+            "opts": {"rooms": list(opts.rooms), "except": list(opts.except_rooms), "flags": flags},
+        }
+        self._send(self.request_channel, msgpack.packb(request))
+        return reached
+
+    async def _request(self, kind: int, request: dict[str, Any]) -> list[Any]:
+        request_id = uid()
+        payload = _dumps({"uid": self.uid, "requestId": request_id, **request})
+        return await self._gather(kind, request_id, lambda: self._send(self.request_channel, payload))
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
+        local = list(self._select(opts))
+        if opts.local:
+            return local
+        request = {
+            "type": REMOTE_FETCH,
+            "opts": {"rooms": list(opts.rooms), "except": list(opts.except_rooms)},
+        }
+        remote = await self._request(REMOTE_FETCH, request)
+        return local + [RemoteSocket(self, details) for details in remote]
+
+    async def all_rooms(self) -> set[str]:
+        """Every room of the namespace across the cluster."""
+        rooms = set(self.rooms)
+        rooms.update(await self._request(ALL_ROOMS, {"type": ALL_ROOMS}))
+        return rooms
+
+    def _remote(self, kind: int, opts: BroadcastOptions, **fields: Any) -> None:
+        request = {
+            "uid": self.uid,
+            "type": kind,
+            "opts": {"rooms": list(opts.rooms), "except": list(opts.except_rooms)},
+        }
+        request.update(fields)
+        # Not applied here: every node applies it when Redis delivers it, this one included.
+        self._send(self.request_channel, _dumps(request))
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        if opts.local:
+            super().add_sockets(opts, rooms)
+        else:
+            self._remote(REMOTE_JOIN, opts, rooms=list(rooms))
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
+        if opts.local:
+            super().del_sockets(opts, rooms)
+        else:
+            self._remote(REMOTE_LEAVE, opts, rooms=list(rooms))
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        if opts.local:
+            super().disconnect_sockets(opts, close)
+        else:
+            self._remote(REMOTE_DISCONNECT, opts, close=close)
+
+    def server_side_emit(self, args: list[Any], on_ack: Callable[..., None] | None = None) -> None:
+        if on_ack is None:
+            self._send(self.request_channel, _dumps({"uid": self.uid, "type": SERVER_SIDE_EMIT, "data": _plain(args)}))
+        else:
+            self._emit_with_ack(
+                self._request(SERVER_SIDE_EMIT, {"type": SERVER_SIDE_EMIT, "data": _plain(args)}), on_ack
+            )
+
+
+def redis_adapter(
+    url: str = "redis://127.0.0.1:6379/0",
+    key: str = "socket.io",
+    requests_timeout: float = 5.0,
+    publish_on_specific_response_channel: bool = False,
+    client: aioredis.Redis | None = None,
+) -> Callable[[Namespace], RedisAdapter]:
+    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a Redis cluster."""
+    shared: list[aioredis.Redis] = [client] if client is not None else []
+
+    def make(nsp: Namespace) -> RedisAdapter:
+        if not shared:
+            shared.append(aioredis.Redis.from_url(url))
+        return RedisAdapter(nsp, shared[0], key, requests_timeout, publish_on_specific_response_channel)
+
+    return make

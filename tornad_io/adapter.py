@@ -128,11 +128,13 @@ class Adapter:
                 if sid not in excluded:
                     yield socket
 
-    def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
-        """Deliver *packet* to the selected sockets, encoded once for all."""
-        # Encoded once per protocol generation, and the same list handed to every recipient.
+    def _deliveries(self, packet: codec.Packet, opts: BroadcastOptions) -> Iterator[tuple[Socket, list[str | bytes]]]:
+        """The selected sockets, each with *packet* encoded for its protocol generation.
+
+        The packet is encoded once per generation and the same (shared) list is handed
+        to every recipient of that generation, so transports can cache the wire form.
+        """
         encoded: dict[str, list[str | bytes]] = {}
-        volatile = opts.volatile
         for socket in self._select(opts):
             client = socket.client
             packets = encoded.get(client.generation)
@@ -142,6 +144,12 @@ class Adapter:
                 )
             if socket._any_outgoing:
                 socket._notify_outgoing(packet.data)
+            yield socket, packets
+
+    def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
+        """Deliver *packet* to the selected sockets, encoded once for all."""
+        volatile = opts.volatile
+        for socket, packets in self._deliveries(packet, opts):
             socket._write_engine(packets, volatile)
 
     def broadcast_with_ack(
@@ -159,18 +167,9 @@ class Adapter:
         a recipient that disconnected without answering. Returns the ids reached.
         """
         packet.id = self.nsp._next_ack_id()
-        encoded: dict[str, list[str | bytes]] = {}
         reached: list[str] = []
-        for socket in self._select(opts):
-            client = socket.client
-            packets = encoded.get(client.generation)
-            if packets is None:
-                packets = encoded[client.generation] = shared(
-                    client.encode(packet.type, packet.nsp, packet.data, packet.id)
-                )
-            if socket._any_outgoing:
-                socket._notify_outgoing(packet.data)
-            if client.supports_acks:
+        for socket, packets in self._deliveries(packet, opts):
+            if socket.client.supports_acks:
                 socket._acks[packet.id] = _BroadcastAck(socket.id, on_ack, on_gone)
                 reached.append(socket.id)
             socket._write_engine(packets, opts.volatile)

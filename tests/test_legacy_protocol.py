@@ -492,3 +492,27 @@ async def test_socketio_server_reads_settings() -> None:
         assert (await fetch(f"http://127.0.0.1:{port}/s/jsonp-polling//1/0")).code == 404  # not enabled
     finally:
         server.stop()
+
+
+async def test_flash_policy_server_fuzzed() -> None:
+    """Random requests: a policy only for a policy request, silence and a close for anything else."""
+    import random
+
+    from tornad_io.websocket.flash import REQUEST
+
+    rng = random.Random(20261124)
+    server = FlashPolicyServer(port=0, address="127.0.0.1", timeout=0.3)
+    try:
+        for n in range(40):
+            size = rng.choice([0, 1, 5, 22, 23, 24, 100, 5000])
+            data = bytes(rng.randrange(256) for _ in range(size))
+            if n % 5 == 0:
+                data = REQUEST + data[:5]  # a policy request followed by junk
+            reply = await policy_exchange(server.port, data)
+            if data.startswith(REQUEST):
+                assert reply.endswith(b"</cross-domain-policy>\n\0"), data
+            else:
+                assert reply == b"", data
+        assert (await policy_exchange(server.port, REQUEST + b"\0")).endswith(b"\0")  # still serving
+    finally:
+        server.stop()

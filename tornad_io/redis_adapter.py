@@ -8,24 +8,5 @@
     io = Server(adapter=redis_adapter("redis://127.0.0.1:6379/0"))
 """
 
-from .cluster import (
-    ClusterTimeout,
-    RedisAdapter,
-    RedisAdapterBase,
-    RemoteSocket,
-    ShardedRedisAdapter,
-    encode_broadcast,
-    redis_adapter,
-    sharded_redis_adapter,
-)
-
-__all__ = [
-    "ClusterTimeout",
-    "RedisAdapter",
-    "RedisAdapterBase",
-    "RemoteSocket",
-    "ShardedRedisAdapter",
-    "encode_broadcast",
-    "redis_adapter",
-    "sharded_redis_adapter",
-]
+from .cluster import *  # noqa: F403 - this module is the documented import path
+from .cluster import __all__ as __all__

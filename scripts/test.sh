@@ -10,6 +10,7 @@ command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
-python3 -m pip install -q -e ".[test]"
+. scripts/_venv.sh
+python -m pip install -q -e ".[test]"
 npm ci --no-audit --no-fund --loglevel=error
-python3 -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider "$@"

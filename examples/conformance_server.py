@@ -31,7 +31,7 @@ from tornad_io.engineio.session import Session  # noqa: E402
 from tornad_io.transports.engineio import engine_routes  # noqa: E402
 
 SETTINGS: dict[str, Any] = dict(
-    ping_interval=0.3, ping_timeout=0.2, max_http_buffer_size=1_000_000, cors_allowed_origins="*"
+    ping_interval=0.3, ping_timeout=0.2, max_http_buffer_size=1_000_000, cors_allowed_origins="*", jsonp=True
 )
 
 

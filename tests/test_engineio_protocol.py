@@ -387,6 +387,7 @@ async def test_sio_invalid_packets_close(conformance: str, bad: str) -> None:
 
 
 async def test_jsonp_polling(conformance: str) -> None:
+    # the conformance server enables jsonp and allows any origin
     response = await fetch(f"{conformance}/engine.io/?EIO=4&transport=polling&j=3")
     assert response.headers["Content-Type"] == "text/javascript; charset=UTF-8"
     body = response.body.decode()

@@ -15,6 +15,7 @@ from .exceptions import (
     ProtocolError,
     TornadIOError,
 )
+from .httpserver import HTTPServer
 from .legacy_server import SocketIOServer
 from .options import ServerOptions
 from .socketio.broadcast import AckResponses, BroadcastOperator
@@ -32,6 +33,7 @@ __all__ = [
     "BroadcastOptions",
     "ConnectionRefused",
     "Disconnected",
+    "HTTPServer",
     "Handshake",
     "Namespace",
     "PayloadTooLarge",

@@ -7,9 +7,9 @@ import logging
 import signal
 from typing import Any
 
-import tornado.httpserver
 import tornado.web
 
+from .httpserver import HTTPServer
 from .websocket.flash import FlashPolicyServer
 
 log = logging.getLogger("tornad_io.seed")
@@ -23,6 +23,11 @@ class SocketIOServer:
     ``flash_policy_file``, starts the Flash policy server when ``flashsocket``
     is enabled, and runs the asyncio loop until SIGINT or SIGTERM. Called from
     inside a running loop it only starts listening (see :meth:`start`).
+
+    The HTTP server is a :class:`tornad_io.HTTPServer`: idle, header and body
+    timeouts and a body cap sized for the routes' ``max_http_buffer_size`` apply
+    unless *server_kwargs* say otherwise; the Flash policy server listens on
+    ``socket_io_address`` too.
     """
 
     def __init__(self, application: tornado.web.Application, auto_start: bool = True, **server_kwargs: Any) -> None:
@@ -34,7 +39,7 @@ class SocketIOServer:
         self.flash_policy_port = int(settings.get("flash_policy_port", 843))
         self.flash_policy_file = settings.get("flash_policy_file")
         self.server_kwargs = server_kwargs
-        self.http: tornado.httpserver.HTTPServer | None = None
+        self.http: HTTPServer | None = None
         self.flash: FlashPolicyServer | None = None
         if not auto_start:
             return
@@ -51,11 +56,15 @@ class SocketIOServer:
 
     def start(self) -> None:
         """Start listening (needs a running loop)."""
-        self.http = tornado.httpserver.HTTPServer(self.application, **self.server_kwargs)
+        kwargs = dict(self.server_kwargs)
+        kwargs.setdefault("max_http_buffer_size", _largest_body(self.application))
+        self.http = HTTPServer(self.application, **kwargs)
         self.http.listen(self.port, address=self.address)
         log.info("socket.io server listening on port %s", self.port)
         if self.flash_enabled:
-            self.flash = FlashPolicyServer(port=self.flash_policy_port, policy_file=self.flash_policy_file)
+            self.flash = FlashPolicyServer(
+                port=self.flash_policy_port, policy_file=self.flash_policy_file, address=self.address
+            )
 
     def stop(self) -> None:
         if self.http is not None:
@@ -71,3 +80,14 @@ class SocketIOServer:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         self.stop()
+
+
+def _largest_body(application: tornado.web.Application) -> int:
+    """The largest ``max_http_buffer_size`` among the application's Socket.IO routes."""
+    sizes = [1_000_000]
+    for rule in getattr(application.wildcard_router, "rules", ()):
+        engine = (rule.target_kwargs or {}).get("engine")
+        options = getattr(engine, "options", None)
+        if options is not None:
+            sizes.append(options.max_http_buffer_size)
+    return max(sizes)

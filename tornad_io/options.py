@@ -29,7 +29,9 @@ class ServerOptions:
     ping_timeout: float = 20.0
     #: Seconds an unfinished polling→WebSocket upgrade may take (reference: 10 s).
     upgrade_timeout: float = 10.0
-    #: Largest HTTP body or WebSocket message accepted, in bytes (reference: 1e6).
+    #: Largest HTTP body or WebSocket message accepted, in bytes (reference: 1e6); also the
+    #: most bytes the binary attachments of one packet may add up to (stricter than the
+    #: reference, which caps each attachment only).
     max_http_buffer_size: int = 1_000_000
     #: Transports offered to clients.
     transports: tuple[str, ...] = ("polling", "websocket")
@@ -40,8 +42,11 @@ class ServerOptions:
     per_message_deflate: bool | dict[str, Any] = False
     #: gzip/deflate of polling responses at or above this many bytes; ``None`` disables.
     http_compression_threshold: int | None = 1024
-    #: Allowed cross-origin callers: ``None`` = same origin only (default),
-    #: ``"*"`` = any, a list of origins, or a predicate ``f(origin) -> bool``.
+    #: Allowed cross-origin callers: ``None`` = same origin only (default: scheme, host
+    #: and port of the ``Origin`` equal the request's), ``"*"`` = any, a list of origins,
+    #: or a predicate ``f(origin) -> bool``. Requests with no ``Origin`` header pass
+    #: (non-browser clients, same-origin XHR GETs), except JSONP polling, whose script
+    #: loads never carry one: see :attr:`jsonp`.
     cors_allowed_origins: OriginSetting = None
     #: Send ``Access-Control-Allow-Credentials: true`` to allowed origins.
     cors_credentials: bool = False
@@ -72,10 +77,25 @@ class ServerOptions:
     #: Seconds a 0.6 long-poll is held before an empty reply (reference: 20 s).
     legacy_poll_duration: float = 20.0
     #: Origins 0.6 clients may come from, as ``host:port`` with ``*`` wildcards (reference: ``*:*``).
+    #: With anything but ``*:*``: a request with an ``Origin`` header must match; the
+    #: script-style transports (``jsonp-polling``, ``htmlfile``), whose loads carry no
+    #: ``Origin``, must carry a ``Referer`` that matches (or is the server's own origin);
+    #: other requests with no ``Origin`` (same-origin XHR, non-browser clients) pass.
     legacy_origins: Sequence[str] = ("*:*",)
     #: Hook ``f(handler) -> bool | str``: return False or an error text to refuse
     #: a handshake before it starts (like ``allowRequest``).
     allow_request: Callable[[Any], Any] | None = None
+    #: Engine.IO JSONP polling (``j=`` requests; reference: served). Off by default:
+    #: a ``<script>`` load carries the victim's cookies but no ``Origin``, so any site
+    #: could open a session as the logged-in user. When on, such requests must carry a
+    #: ``Referer`` allowed by :attr:`cors_allowed_origins` (any, with ``"*"``).
+    jsonp: bool = False
+    #: Remove a dynamic namespace's child once its last socket leaves (reference: off).
+    #: On by default here: off, every name a client invents stays in memory.
+    cleanup_empty_child_namespaces: bool = True
+    #: Whether Tornado's access log shows the query string of Engine.IO requests
+    #: (session ids, tokens): off by default, the path alone is logged.
+    access_log_query: bool = False
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):

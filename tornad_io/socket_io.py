@@ -42,6 +42,7 @@ import tornado.web
 from tornado.httputil import HTTPServerRequest
 
 from .exceptions import ConnectionRefused
+from .socketio._calls import call_user
 from .socketio.broadcast import BroadcastOperator
 from .socketio.server import Server
 from .socketio.socket import Socket
@@ -172,14 +173,27 @@ class SocketIOHandler:
         return (
             matcher,
             _SettingsAwareRouteHandler,
-            {"engine": cls.io().engine, "enabled_protocols": enabled_protocols},
+            {
+                "engine": cls.io().engine,
+                "enabled_protocols": enabled_protocols,
+                "origins_from_settings": "cors_allowed_origins" not in cls.server_options,
+            },
         )
 
 
 def _build_server(cls: type[SocketIOHandler]) -> Server:
-    options: dict[str, Any] = {"cors_allowed_origins": "*"}
-    options.update(cls.server_options)
-    io = Server(**options)
+    # Same origin by default, like Server: a cookie-carrying WebSocket from any site
+    # must not pass. ``server_options`` or the Application setting cors_allowed_origins open it.
+    io = Server(**cls.server_options)
+
+    def abandoned(socket: Socket) -> None:
+        # The connection ended before it completed (client gone during an async
+        # on_open, or refused by a later middleware): on_open ran, so on_close runs.
+        handler = cls._connections.pop(socket.id, None)
+        if handler is not None:
+            call_user(handler.on_close, (), "on_close", socket.id)
+
+    io.sockets._abandon_hooks.append(abandoned)
 
     @io.use
     async def open_connection(socket: Socket) -> None:
@@ -249,12 +263,21 @@ class RouteMatcher(tornado.routing.Matcher):
 
 
 class _SettingsAwareRouteHandler(SocketIORouteHandler):
-    """Reads ``enabled_protocols`` from the application settings when not given."""
+    """Reads ``enabled_protocols`` and ``cors_allowed_origins`` from the application settings
+    when the route or the handler class's ``server_options`` do not give them."""
 
-    def initialize(self, engine: Any, enabled_protocols: tuple[str, ...] | None = None) -> None:
+    def initialize(
+        self, engine: Any, enabled_protocols: tuple[str, ...] | None = None, origins_from_settings: bool = True
+    ) -> None:
         if enabled_protocols is None:
             enabled_protocols = tuple(self.application.settings.get("enabled_protocols", PROTOCOLS))
         super().initialize(engine, enabled_protocols)
+        self._origins_from_settings = origins_from_settings
+
+    def _allowed_origins(self) -> Any:
+        if self._origins_from_settings:
+            return self.application.settings.get("cors_allowed_origins", self.opts.cors_allowed_origins)
+        return self.opts.cors_allowed_origins
 
 
 __all__ = ["PROTOCOLS", "RouteMatcher", "SessionStore", "SocketIOHandler"]

@@ -53,6 +53,10 @@ const SHIMS = {
         if (xhr.onreadystatechange) xhr.onreadystatechange();
       };
       fetch(xhr.__url, { signal: controller.signal }).then(async (response) => {
+        // The boundary comes from the Content-Type header, as a browser's multipart parser takes it.
+        const type = response.headers.get("Content-Type") || "";
+        const found = /boundary="?([^";]+)"?/.exec(type);
+        const delimiter = "--" + (found ? found[1] : "socketio") + "\n";
         const reader = response.body.getReader();
         const decoder = new TextDecoder();
         let buffer = "";
@@ -60,13 +64,13 @@ const SHIMS = {
           const { value, done } = await reader.read();
           if (done) break;
           buffer += decoder.decode(value, { stream: true });
-          if (buffer.startsWith("--socketio\n")) buffer = buffer.slice("--socketio\n".length);
+          if (buffer.startsWith(delimiter)) buffer = buffer.slice(delimiter.length);
           for (;;) {
             const head = buffer.indexOf("\n\n");
-            const end = buffer.indexOf("\n--socketio\n", head + 2);
+            const end = buffer.indexOf("\n" + delimiter, head + 2);
             if (head < 0 || end < 0) break;
             part(buffer.slice(head + 2, end));
-            buffer = buffer.slice(end + "\n--socketio\n".length);
+            buffer = buffer.slice(end + 1 + delimiter.length);
           }
         }
       }).catch(() => {});

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from .. import _json
-from ..exceptions import ProtocolError
+from ..exceptions import PayloadTooLarge, ProtocolError
 
 log = logging.getLogger("tornad_io.engine")
 
@@ -80,17 +80,20 @@ def _take_units(payload: str, start: int, units: int) -> int:
     return i if remaining == 0 else -1
 
 
-def decode_frames(payload: str) -> list[str]:
+def decode_frames(payload: str, max_frames: int | None = None) -> list[str]:
     """Split a payload into frame data, strictly.
 
     Raises :class:`ProtocolError` at the first malformed frame; the frames
-    before it are in the error's ``frames`` attribute.
+    before it are in the error's ``frames`` attribute. More than *max_frames*
+    frames raise :class:`~tornad_io.PayloadTooLarge`, whatever the mode.
     """
     frames: list[str] = []
     i = 0
     n = len(payload)
     ascii_only = payload.isascii()
     while i < n:
+        if max_frames is not None and len(frames) >= max_frames:
+            raise PayloadTooLarge(f"more than {max_frames} frames in one payload")
         if not payload.startswith(FRAME, i):
             raise _partial("frame does not start with ~m~", frames)
         j = i + 3
@@ -117,7 +120,9 @@ def _partial(reason: str, frames: list[str]) -> ProtocolError:
     return error
 
 
-def decode_payload(payload: str, crlf_tolerant: bool = False, strict: bool = False) -> list[Message]:
+def decode_payload(
+    payload: str, crlf_tolerant: bool = False, strict: bool = False, max_frames: int | None = None
+) -> list[Message]:
     """Decode every frame of a payload into messages and heartbeats.
 
     A bad ``~j~`` frame is logged and dropped. A malformed frame raises
@@ -127,12 +132,14 @@ def decode_payload(payload: str, crlf_tolerant: bool = False, strict: bool = Fal
     decode is first retried with ``\\r\\n`` read as ``\\n``.
     """
     try:
-        frames = decode_frames(payload)
+        frames = decode_frames(payload, max_frames)
+    except PayloadTooLarge:
+        raise
     except ProtocolError as error:
         frames = getattr(error, "frames", [])
         if crlf_tolerant and "\r\n" in payload:
             try:
-                frames = decode_frames(payload.replace("\r\n", "\n"))
+                frames = decode_frames(payload.replace("\r\n", "\n"), max_frames)
                 error = None  # type: ignore[assignment]
             except ProtocolError:
                 pass

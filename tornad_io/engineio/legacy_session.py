@@ -92,7 +92,11 @@ class LegacySession(Session):
 
     def receive_payload(self, payload: str, crlf_tolerant: bool = False, strict: bool = False) -> None:
         """Handle a client payload (one or more frames; all are processed)."""
-        for message in legacy_codec.decode_payload(payload, crlf_tolerant, strict):
+        self.receive_messages(legacy_codec.decode_payload(payload, crlf_tolerant, strict))
+
+    def receive_messages(self, messages: list[legacy_codec.Message]) -> None:
+        """Handle decoded messages and heartbeats, stopping if the session closes."""
+        for message in messages:
             if self.state == CLOSED:
                 return
             if message.beat is not None:

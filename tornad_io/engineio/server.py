@@ -128,6 +128,8 @@ class Engine:
         self.closing = False
         self._drained: asyncio.Event | None = None
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, last refill)
+        #: Origins already logged as refused (each is logged once).
+        self.refused_origins: set[str] = set()
 
     def admit(self, address: str) -> None:
         """Check a new handshake against shutdown, ``max_connections`` and the per-address rate."""
@@ -140,7 +142,7 @@ class Engine:
         if rate is None:
             return
         now = time.monotonic()
-        burst = 2 * rate
+        burst = max(1.0, 2 * rate)  # below 0.5/s a burst of one still passes
         tokens, last = self._buckets.get(address, (burst, now))
         tokens = min(burst, tokens + (now - last) * rate)
         if tokens < 1:

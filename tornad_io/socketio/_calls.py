@@ -7,6 +7,8 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable
 
+from .._logsafe import safe_repr
+
 log = logging.getLogger("tornad_io.socketio")
 
 # Tasks running user coroutines; kept here so they are not garbage-collected mid-flight.
@@ -36,7 +38,7 @@ def call_user(
     try:
         result = fn(*args)
     except Exception:
-        log.exception("error in handler for %s (socket %s)", what, sid)
+        log.exception("error in handler for %s (socket %s)", safe_repr(what), sid)
         return
     if inspect.isawaitable(result):
         spawn(_finish(result, what, sid, on_result))
@@ -50,7 +52,7 @@ async def _finish(awaitable: Awaitable[Any], what: str, sid: str, on_result: Cal
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("error in handler for %s (socket %s)", what, sid)
+        log.exception("error in handler for %s (socket %s)", safe_repr(what), sid)
         return
     if on_result is not None:
         on_result(result)

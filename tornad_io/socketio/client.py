@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .._logsafe import safe_repr
 from ..engineio.session import Session
 from ..exceptions import ProtocolError
 from . import codec
@@ -42,7 +43,7 @@ class Client:
         self.server = server
         self.session = session
         self.sockets: dict[str, Socket] = {}
-        self.decoder = codec.Decoder(server.options.max_attachments)
+        self.decoder = codec.Decoder(server.options.max_attachments, server.options.max_http_buffer_size)
         self.closed = False
         session.on_message = self._on_message
         session.on_close = self._on_close
@@ -74,7 +75,7 @@ class Client:
 
     def _connect(self, name: str, auth: dict[str, Any]) -> None:
         if name in self.sockets:
-            log.debug("session %s already connected to %s", self.session.sid, name)
+            log.debug("session %s already connected to %s", self.session.sid, safe_repr(name))
             return
         nsp = self.server._namespaces.get(name)
         if nsp is not None and not nsp._middlewares:

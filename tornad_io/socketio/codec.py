@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _json
-from ..exceptions import ProtocolError
+from ..exceptions import PayloadTooLarge, ProtocolError
 
 CONNECT = 0
 DISCONNECT = 1
@@ -177,29 +177,52 @@ def decode_text(text: str, max_attachments: int = 100) -> tuple[Packet, int]:
     return Packet(type, nsp, data, packet_id), attachments
 
 
+def _placeholder(value: dict[Any, Any], buffers: list[bytes]) -> bytes:
+    num = value.get("num")
+    if type(num) is int and 0 <= num < len(buffers):
+        return buffers[num]
+    raise ProtocolError("illegal attachments")
+
+
 def _reconstruct(value: Any, buffers: list[bytes]) -> Any:
-    if isinstance(value, list):
-        return [_reconstruct(v, buffers) for v in value]
-    if isinstance(value, dict):
-        if value.get("_placeholder") is True:
-            num = value.get("num")
-            if type(num) is int and 0 <= num < len(buffers):
-                return buffers[num]
-            raise ProtocolError("illegal attachments")
-        return {k: _reconstruct(v, buffers) for k, v in value.items()}
+    """Put the attachments in place of their placeholders.
+
+    Iterative, in place (the value was just decoded, nobody else holds it): a
+    client's nesting depth cannot exhaust the interpreter's recursion limit.
+    """
+    if isinstance(value, dict) and value.get("_placeholder") is True:
+        return _placeholder(value, buffers)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            for i, v in enumerate(item):
+                if isinstance(v, dict) and v.get("_placeholder") is True:
+                    item[i] = _placeholder(v, buffers)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                if isinstance(v, dict) and v.get("_placeholder") is True:
+                    item[k] = _placeholder(v, buffers)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
     return value
 
 
 class Decoder:
     """Turns a stream of Engine.IO messages into packets (binary ones reassembled)."""
 
-    __slots__ = ("max_attachments", "_pending", "_expected", "_buffers")
+    __slots__ = ("max_attachments", "max_attachment_bytes", "_pending", "_expected", "_buffers", "_size")
 
-    def __init__(self, max_attachments: int = 100) -> None:
+    def __init__(self, max_attachments: int = 100, max_attachment_bytes: int | None = None) -> None:
         self.max_attachments = max_attachments
+        #: Most bytes all attachments of one packet may add up to (None: no cap).
+        self.max_attachment_bytes = max_attachment_bytes
         self._pending: Packet | None = None
         self._expected = 0
         self._buffers: list[bytes] = []
+        self._size = 0
 
     def add(self, message: str | bytes) -> Packet | None:
         """Feed one message; return a packet once it is complete.
@@ -218,9 +241,15 @@ class Decoder:
             self._pending = packet
             self._expected = attachments
             self._buffers = []
+            self._size = 0
             return None
         if self._pending is None:
             raise ProtocolError("got binary data when not reconstructing a packet")
+        self._size += len(message)
+        cap = self.max_attachment_bytes
+        if cap is not None and self._size > cap:
+            self._pending, self._buffers, self._expected = None, [], 0
+            raise PayloadTooLarge(f"attachments of one packet above {cap} bytes")
         self._buffers.append(bytes(message))
         if len(self._buffers) < self._expected:
             return None

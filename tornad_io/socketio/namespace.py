@@ -21,10 +21,11 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Pattern, Union
 
+from .._logsafe import safe_repr
 from ..adapter import Adapter
 from ..exceptions import ConnectionRefused
 from . import codec
-from ._calls import call_user
+from ._calls import call_user, spawn
 from .broadcast import AckResponses, BroadcastOperator
 from .socket import Socket
 
@@ -66,6 +67,11 @@ class Namespace:
         self._middlewares: list[Handler] = []
         self._server_handlers: dict[str, Handler] = {}
         self._ids = 0
+        # Called with a socket whose connection attempt ended before it was added
+        # (refused, or its client gone): the original API frees its handler there.
+        self._abandon_hooks: list[Callable[[Socket], None]] = []
+        self._parent: ParentNamespace | None = None  # set for a dynamic namespace's child
+        self._connecting = 0  # connection attempts running their middleware
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -129,33 +135,127 @@ class Namespace:
 
     async def _connect(self, client: Client, auth: dict[str, Any]) -> None:
         socket = Socket(self, client, auth)
-        for middleware in list(self._middlewares):
-            try:
-                result = middleware(socket)
-                if inspect.isawaitable(result):
-                    await result
-            except ConnectionRefused as refusal:
-                client.refuse(self.name, refusal.message, refusal.data)
-                return
-            except Exception as error:  # noqa: BLE001 - reported to the client like the reference
-                log.info("connection to %s refused by middleware: %r", self.name, error)
-                client.refuse(self.name, str(error) or type(error).__name__, getattr(error, "data", None))
-                return
+        self._connecting += 1
+        try:
+            for middleware in list(self._middlewares):
+                try:
+                    result = middleware(socket)
+                    if inspect.isawaitable(result):
+                        await result
+                except ConnectionRefused as refusal:
+                    client.refuse(self.name, refusal.message, refusal.data)
+                    self._abandoned(socket)
+                    return
+                except Exception as error:  # noqa: BLE001 - reported to the client like the reference
+                    log.info("connection to %s refused by middleware: %s", safe_repr(self.name), safe_repr(error))
+                    client.refuse(self.name, str(error) or type(error).__name__, getattr(error, "data", None))
+                    self._abandoned(socket)
+                    return
+        finally:
+            self._connecting -= 1
         if client.closed:
+            self._abandoned(socket)
             return
         self._add(socket, client)
 
     def _add(self, socket: Socket, client: Client) -> None:
+        """Add a socket that passed the middleware, then let the ``connect`` handler decide.
+
+        The handler runs before the client is told it is connected, as in
+        python-socketio: raising :class:`~tornad_io.ConnectionRefused` or returning
+        ``False`` refuses with CONNECT_ERROR. The socket is already in the namespace
+        and its own room meanwhile; what is emitted to it waits and follows CONNECT.
+        An async handler delays CONNECT until it returns.
+        """
         socket.connected = True
         self.sockets[socket.id] = socket
-        client._add(socket)
+        client.sockets[self.name] = socket  # a close of the session reaches it from now on
         self.adapter.add_all(socket.id, (socket.id,))
+        handler = self._handler_for("connect")
+        if handler is None:
+            self._accept(socket, client)
+            return
+        socket._held = []
+        try:
+            result = handler(socket)
+        except ConnectionRefused as refusal:
+            self._refuse_added(socket, client, refusal.message, refusal.data)
+            return
+        except Exception:
+            log.exception("error in handler for 'connect' (socket %s)", socket.id)
+            result = None
+        if inspect.isawaitable(result):
+            spawn(self._await_connect_handler(socket, client, result))
+            return
+        self._connect_decided(socket, client, result)
+
+    async def _await_connect_handler(self, socket: Socket, client: Client, awaitable: Any) -> None:
+        try:
+            result = await awaitable
+        except ConnectionRefused as refusal:
+            if socket.connected:
+                self._refuse_added(socket, client, refusal.message, refusal.data)
+            return
+        except Exception:
+            log.exception("error in handler for 'connect' (socket %s)", socket.id)
+            result = None
+        self._connect_decided(socket, client, result)
+
+    def _connect_decided(self, socket: Socket, client: Client, result: Any) -> None:
+        if not socket.connected:
+            # The handler disconnected it: the client still learns of both.
+            if socket._held is not None and not client.closed:
+                self._flush_held(socket, client)
+            return
+        if result is False:
+            self._refuse_added(socket, client, "Connection refused", None)
+            return
+        self._accept(socket, client)
+
+    def _accept(self, socket: Socket, client: Client) -> None:
+        client._add(socket)
+        self._flush_held(socket, client)
+
+    def _flush_held(self, socket: Socket, client: Client) -> None:
+        held, socket._held = socket._held, None
         socket._write_engine(client.encode(codec.CONNECT, self.name, {"sid": socket.id}))
-        self._fire(socket, "connect")
+        for packets, volatile in held or ():
+            socket._write_engine(packets, volatile)
+
+    def _refuse_added(self, socket: Socket, client: Client, message: str, data: Any) -> None:
+        socket.connected = False
+        socket._held = None
+        acks, socket._acks = socket._acks, {}
+        for ack in acks.values():
+            ack.gone()
+        client._remove(socket)
+        self._remove(socket)
+        client.refuse(self.name, message, data)
+        self._abandoned(socket)
+
+    def _abandoned(self, socket: Socket) -> None:
+        for hook in list(self._abandon_hooks):
+            try:
+                hook(socket)
+            except Exception:
+                log.exception("error in a connection clean-up hook (socket %s)", socket.id)
+        self._cleanup_if_empty()
 
     def _remove(self, socket: Socket) -> None:
         self.adapter.del_all(socket.id)
         self.sockets.pop(socket.id, None)
+        if not self.sockets:
+            self._cleanup_if_empty()
+
+    def _cleanup_if_empty(self) -> None:
+        parent = self._parent
+        if (
+            parent is not None
+            and not self.sockets
+            and not self._connecting
+            and self.server.options.cleanup_empty_child_namespaces
+        ):
+            parent._remove_child(self)
 
     # -- broadcasting ------------------------------------------------------------
 
@@ -263,7 +363,7 @@ class ParentNamespace(Namespace):
             if inspect.isawaitable(result):
                 result = await result
         except Exception:
-            log.exception("error in dynamic namespace matcher for %s", name)
+            log.exception("error in dynamic namespace matcher for %s", safe_repr(name))
             return False
         return bool(result)
 
@@ -276,10 +376,29 @@ class ParentNamespace(Namespace):
         child._middlewares = self._middlewares
         child._method_handlers = self._method_handlers
         child._handler_for = self._handler_for  # type: ignore[method-assign]
+        child._abandon_hooks = self._abandon_hooks
+        child._parent = self
         self.children[name] = child
         return child
+
+    def _remove_child(self, child: Namespace) -> None:
+        """Forget an empty child (``cleanup_empty_child_namespaces``) and close its adapter."""
+        if self.children.get(child.name) is not child:
+            return
+        del self.children[child.name]
+        server = self.server
+        if server._namespaces.get(child.name) is child:
+            del server._namespaces[child.name]
+        spawn(_close_adapter(child))
 
     def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
         """Send *event* to every socket of every child namespace."""
         for child in list(self.children.values()):
             child.emit(event, *args, callback=callback)
+
+
+async def _close_adapter(nsp: Namespace) -> None:
+    try:
+        await nsp.adapter.close()
+    except Exception:
+        log.exception("error closing the adapter of %s", safe_repr(nsp.name))

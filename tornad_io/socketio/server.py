@@ -187,14 +187,11 @@ class Server:
         Connections idle between requests (or sending headers slowly) close after
         *idle_timeout*; a request body must arrive within *body_timeout*; bodies
         larger than ``max_http_buffer_size`` are refused before they are read.
+        :class:`tornad_io.HTTPServer` applies these by default.
         """
-        return {
-            "idle_connection_timeout": idle_timeout,
-            "body_timeout": body_timeout,
-            "max_body_size": self.options.max_http_buffer_size + 64 * 1024,
-            "max_header_size": 64 * 1024,
-            "xheaders": False,
-        }
+        from ..httpserver import http_server_options
+
+        return http_server_options(self.options.max_http_buffer_size, idle_timeout, body_timeout)
 
     def attach(self, app: Any, path: str | None = None) -> None:
         """Add the server's routes to an existing ``tornado.web.Application``."""

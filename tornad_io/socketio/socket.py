@@ -8,6 +8,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .._logsafe import safe_repr
 from ..adapter import BroadcastOptions
 from ..exceptions import AckTimeout, Disconnected
 from . import codec
@@ -123,6 +124,7 @@ class Socket:
         "_any",
         "_any_outgoing",
         "_middlewares",
+        "_held",
         "__weakref__",
     )
 
@@ -141,6 +143,8 @@ class Socket:
         self._any: list[Handler] | None = None
         self._any_outgoing: list[Handler] | None = None
         self._middlewares: list[Handler] | None = None
+        # Output held while the connect handler decides (see Namespace._add).
+        self._held: list[tuple[list[str | bytes], bool]] | None = None
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} nsp={self.nsp.name!r}>"
@@ -308,9 +312,12 @@ class Socket:
             call_user(callback, (error,), "ack timeout", self.id)
 
     def _write_engine(self, packets: list[str | bytes], volatile: bool = False) -> None:
-        session = self.client.session
         if not packets:
             return
+        if self._held is not None:
+            self._held.append((packets, volatile))
+            return
+        session = self.client.session
         if volatile or len(packets) > 1:
             session.send(packets, volatile)
         else:
@@ -326,9 +333,14 @@ class Socket:
         """Join one room or several."""
         self.nsp.adapter.add_all(self.id, [rooms] if isinstance(rooms, str) else rooms)
 
-    def leave(self, room: str) -> None:
-        """Leave *room*."""
-        self.nsp.adapter.delete(self.id, room)
+    def leave(self, rooms: str | Iterable[str]) -> None:
+        """Leave one room or several (the shapes :meth:`join` takes)."""
+        adapter = self.nsp.adapter
+        if isinstance(rooms, str):
+            adapter.delete(self.id, rooms)
+            return
+        for room in list(rooms):
+            adapter.delete(self.id, room)
 
     def _broadcaster(self) -> BroadcastOperator:
         return BroadcastOperator(self.nsp.adapter, BroadcastOptions(except_rooms=frozenset((self.id,))))
@@ -397,7 +409,7 @@ class Socket:
     def _emit_error(self, error: Exception) -> None:
         handlers = (self._handlers or {}).get("error")
         if not handlers:
-            log.warning("packet refused by middleware (socket %s): %s", self.id, error)
+            log.warning("packet refused by middleware (socket %s): %s", self.id, safe_repr(str(error)))
         for handler in list(handlers or ()):
             call_user(handler, (error,), "error", self.id)
 
@@ -406,7 +418,7 @@ class Socket:
         args = data[1:]
         for listener in list(self._any or ()):
             call_user(listener, data, "catch-all listener", self.id)
-        on_result = self._acker(ack_id) if ack_id is not None else None
+        on_result = self._acker(ack_id, event) if ack_id is not None else None
         handlers = self._handlers.get(event) if self._handlers else None
         if handlers:
             for handler in list(handlers):
@@ -421,10 +433,22 @@ class Socket:
                 call_user(listener, (self, *data), "catch-all listener", self.id, on_result)
                 on_result = None
 
-    def _acker(self, ack_id: int) -> Callable[[Any], None]:
+    def _acker(self, ack_id: int, event: Any = None) -> Callable[[Any], None]:
         def send_ack(result: Any) -> None:
-            if self.connected:
-                self._write_engine(self.client.encode(codec.ACK, self.nsp.name, ack_args(result), ack_id))
+            if not self.connected:
+                return
+            try:
+                packets = self.client.encode(codec.ACK, self.nsp.name, ack_args(result), ack_id)
+            except (TypeError, ValueError, RecursionError) as error:
+                # The handler's fault, not the client's: this one answer is lost, nothing else.
+                log.error(
+                    "cannot encode the acknowledgement of event %s (socket %s), none sent: %s",
+                    safe_repr(event),
+                    self.id,
+                    safe_repr(str(error)),
+                )
+                return
+            self._write_engine(packets)
 
         return send_ack
 

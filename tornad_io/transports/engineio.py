@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import inspect
 import logging
 import re
 import zlib
@@ -23,13 +24,14 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import _WebSocketParams
 
 from .. import _json
+from .._logsafe import safe_repr
 from ..engineio import codec
 from ..engineio.codec import Encoded
 from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
 from ..engineio.session import HandshakeInfo, Session
 from ..exceptions import ProtocolError
 from ..options import ServerOptions
-from .wsframes import FastWebSocketProtocol
+from .wsframes import FastWebSocketProtocol, RawSocketStream
 from .wsframes import frame as ws_frame
 
 log = logging.getLogger("tornad_io.transport")
@@ -55,6 +57,31 @@ def _ws_frame(packet: Encoded) -> bytes:
 
 # A WebSocket whose unsent output exceeds this many bytes drops volatile packets.
 _CONGESTED_BYTES = 64 * 1024
+
+_JSONP_INDEX = re.compile(r"[0-9]{1,9}")  # str.isdigit() would take "²" or "١"
+
+# Refused origins are logged once each, up to this many per engine (a client picks them).
+_MAX_LOGGED_ORIGINS = 256
+
+
+def pending_bytes(stream: Any) -> int:
+    """Bytes written to *stream* that the kernel has not taken yet (corked ones included)."""
+    if stream is None:
+        return 0
+    if type(stream) is RawSocketStream:
+        return stream.buffered
+    return int(stream._total_write_index - stream._total_write_done_index)
+
+
+def referer_origin(headers: Any) -> str | None:
+    """``scheme://host[:port]`` of the ``Referer`` header, or None."""
+    referer = headers.get("Referer")
+    if not referer:
+        return None
+    parts = urlsplit(referer)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class EngineIOHandler(tornado.websocket.WebSocketHandler):
@@ -83,28 +110,99 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
     def check_xsrf_cookie(self) -> None:
         return None  # clients of a Socket.IO endpoint carry no XSRF token
 
+    def prepare(self) -> None:
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            # Responses carry session data: never sniffed into another type, never cached.
+            self.set_header("X-Content-Type-Options", "nosniff")
+            self.set_header("Cache-Control", "no-store")
+
+    def _request_summary(self) -> str:
+        # Tornado's access log line: without the query (session ids, tokens) unless asked.
+        if self.opts.access_log_query:
+            return super()._request_summary()
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
     def _error(self, error: EngineError) -> None:
         self.clear_header("Content-Type")
         self.set_status(error.status)
         self.set_header("Content-Type", "application/json")
         self.finish(_json.dumps({"code": error.code, "message": error.message}))
 
+    def _allowed_origins(self) -> Any:
+        """The ``cors_allowed_origins`` rule in force for this request."""
+        return self.opts.cors_allowed_origins
+
+    def _scheme(self) -> str:
+        if self._behind_proxy():
+            return self.request.headers.get("X-Forwarded-Proto", self.request.protocol).lower()
+        return self.request.protocol.lower()
+
+    def _same_origin(self, origin: str) -> bool:
+        """Whether *origin* is this server's own: same scheme, host and port."""
+        host = self.request.headers.get("X-Forwarded-Host") if self._behind_proxy() else None
+        host = (host or self.request.host or "").lower()
+        parts = urlsplit(origin)
+        scheme = parts.scheme.lower()
+        if scheme in ("ws", "wss"):
+            scheme = "http" if scheme == "ws" else "https"
+        return scheme == self._scheme() and parts.netloc.lower() == host
+
+    def _origin_ok(self, origin: str) -> bool:
+        allowed = self._allowed_origins()
+        if allowed == "*":
+            return True
+        if allowed is None:
+            ok = self._same_origin(origin)
+        elif callable(allowed):
+            ok = bool(allowed(origin))
+        elif isinstance(allowed, str):
+            ok = origin == allowed
+        else:
+            ok = origin in allowed
+        if not ok:
+            self._log_refused_origin(origin)
+        return ok
+
+    def _log_refused_origin(self, origin: str) -> None:
+        seen = self.engine.refused_origins
+        if origin in seen or len(seen) > _MAX_LOGGED_ORIGINS:
+            return
+        seen.add(origin)
+        if len(seen) > _MAX_LOGGED_ORIGINS:
+            log.warning("more origins refused; no further ones are logged")
+            return
+        log.warning(
+            "refused a request from origin %s: not allowed by cors_allowed_origins (logged once per origin)",
+            safe_repr(origin),
+        )
+
     def _origin_allowed(self) -> bool:
         origin = self.request.headers.get("Origin")
         if origin is None:
             return True
-        allowed = self.opts.cors_allowed_origins
-        if allowed == "*":
+        return self._origin_ok(origin)
+
+    def _jsonp_allowed(self) -> bool:
+        """A JSONP request (a script load or form post) passes only from an allowed page.
+
+        Script loads carry no ``Origin``: the ``Referer`` stands for it, and a
+        request with neither is refused unless any origin is allowed.
+        """
+        if self._allowed_origins() == "*":
             return True
-        if allowed is None:
-            host = self.request.headers.get("X-Forwarded-Host") if self._behind_proxy() else None
-            host = host or self.request.host
-            return urlsplit(origin).netloc.lower() == (host or "").lower()
-        if callable(allowed):
-            return bool(allowed(origin))
-        if isinstance(allowed, str):
-            return origin == allowed
-        return origin in allowed
+        origin = self.request.headers.get("Origin") or referer_origin(self.request.headers)
+        return origin is not None and origin != "null" and self._origin_ok(origin)
+
+    def _check_jsonp(self, query: dict[str, str]) -> EngineError | None:
+        if "j" not in query:
+            return None
+        if not self.opts.jsonp:
+            return EngineError(3, "JSONP polling is disabled (server option jsonp)")
+        if not _JSONP_INDEX.fullmatch(query["j"]):
+            return EngineError(3, "Bad request")
+        if not self._jsonp_allowed():
+            return forbidden()
+        return None
 
     def _set_cors_headers(self) -> None:
         origin = self.request.headers.get("Origin")
@@ -155,12 +253,14 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             info.route = {"args": list(self.path_args), "kwargs": dict(self.path_kwargs)}
         return info
 
-    def _allow_handshake(self) -> None:
+    async def _allow_handshake(self) -> None:
         self.engine.admit(self._client_address())
         hook = self.opts.allow_request
         if hook is None:
             return
         verdict = hook(self)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
         if verdict is True or verdict is None:
             return
         raise forbidden(verdict if isinstance(verdict, str) else "Forbidden")
@@ -177,7 +277,7 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             parts.append("HttpOnly")
         if conf.get("samesite"):
             parts.append(f"SameSite={conf['samesite']}")
-        if conf.get("secure"):
+        if conf.get("secure", self._scheme() == "https"):
             parts.append("Secure")
         self.add_header("Set-Cookie", "; ".join(parts))
 
@@ -189,10 +289,14 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         if not self._origin_allowed():
             self._error(forbidden())
             return
+        refusal = None if websocket else self._check_jsonp(query)
+        if refusal is not None:
+            self._error(refusal)
+            return
         try:
             session = self.engine.check_request("GET", query, websocket)
             if session is None:
-                self._allow_handshake()
+                await self._allow_handshake()
         except EngineError as error:
             self._error(error)
             return
@@ -226,9 +330,6 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
 
     def _write_payload(self, payload: str, jsonp: str | None) -> None:
         if jsonp is not None:
-            if not jsonp.isdigit():
-                self._error(EngineError(3, "Bad request"))
-                return
             escaped = _json.dumps(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
             body = f"___eio[{jsonp}]({escaped});".encode()
             self.set_header("Content-Type", "text/javascript; charset=UTF-8")
@@ -250,6 +351,10 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         query = self._query()
         if not self._origin_allowed():
             self._error(forbidden())
+            return
+        refusal = self._check_jsonp(query)
+        if refusal is not None:
+            self._error(refusal)
             return
         try:
             session = self.engine.check_request("POST", query, False)
@@ -437,8 +542,7 @@ class WebSocketTransport:
 
     def is_congested(self) -> bool:
         stream: Any = getattr(self.conn, "stream", None)
-        buffer = getattr(stream, "_write_buffer", None)
-        return buffer is None or len(buffer) > _CONGESTED_BYTES
+        return stream is None or pending_bytes(stream) > _CONGESTED_BYTES
 
     def deliver(self, packets: list[Encoded]) -> None:
         if self.closed:
@@ -462,8 +566,13 @@ class WebSocketTransport:
         except (StreamClosedError, tornado.websocket.WebSocketClosedError):
             self.closed = True
             return
-        buffer = getattr(conn.stream, "_write_buffer", None)
-        buffered = len(buffer) if buffer is not None else 0
+        # Corked frames count too: past the cap they are handed to the kernel at once, and
+        # what it does not take (a client that does not read) is what decides.
+        stream = conn.stream
+        buffered = pending_bytes(stream)
+        if buffered > self.opts.max_buffered_bytes and type(stream) is RawSocketStream:
+            stream.uncork()
+            buffered = stream.buffered
         if buffered > self.opts.max_buffered_bytes and self.session is not None:
             self.session.overflow(buffered)
 

@@ -19,21 +19,35 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..engineio import legacy_codec
 from ..engineio.codec import Encoded
 from ..engineio.legacy_session import LegacySession
 from ..engineio.server import EngineError
-from ..exceptions import ProtocolError
-from .engineio import EngineIOHandler
+from ..exceptions import PayloadTooLarge, ProtocolError
+from .engineio import _CONGESTED_BYTES, EngineIOHandler, pending_bytes, referer_origin
 
 log = logging.getLogger("tornad_io.transport")
 
 LEGACY_TRANSPORTS = ("websocket", "flashsocket", "xhr-multipart", "xhr-polling", "jsonp-polling", "htmlfile")
 
 HTMLFILE_PREAMBLE = "<html><body>" + " " * 244
-MULTIPART_BOUNDARY = "socketio"
+#: Transports loaded the way a <script> or an iframe is: no Origin header, the Referer tells.
+SCRIPT_TRANSPORTS = frozenset({"jsonp-polling", "htmlfile"})
+#: Transports that send through POSTs (the persistent ones send on their socket).
+POSTING_TRANSPORTS = frozenset({"xhr-polling", "jsonp-polling", "xhr-multipart", "htmlfile"})
+#: Most frames one 0.6 POST may carry (as Engine.IO v4 caps a payload's packets).
+MAX_POST_FRAMES = 10_000
+
+
+def multipart_boundary() -> str:
+    """A boundary for one xhr-multipart response: random, so no payload can forge a part."""
+    return "socketio" + secrets.token_hex(16)
+
+
 _JSONP_INDEX = re.compile(r"(?:^|/)([0-9]+)/?$")
 
 
@@ -99,13 +113,14 @@ class LegacyPollingTransport:
 class LegacyStreamTransport:
     """xhr-multipart and htmlfile: payloads written into one open response."""
 
-    __slots__ = ("name", "handler", "done", "session")
+    __slots__ = ("name", "handler", "done", "session", "boundary")
 
-    def __init__(self, name: str, handler: SocketIORouteHandler) -> None:
+    def __init__(self, name: str, handler: SocketIORouteHandler, boundary: str = "") -> None:
         self.name = name
         self.session: LegacySession | None = None
         self.handler: SocketIORouteHandler | None = handler
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.boundary = boundary
 
     @property
     def writable(self) -> bool:
@@ -115,8 +130,7 @@ class LegacyStreamTransport:
         handler = self.handler
         if handler is None:
             return True
-        stream = handler.request.connection.stream  # type: ignore[union-attr]
-        return bool(stream._total_write_index - stream._total_write_done_index > 64 * 1024)
+        return pending_bytes(_stream_of(handler)) > _CONGESTED_BYTES
 
     def deliver(self, packets: list[Encoded]) -> None:
         handler = self.handler
@@ -126,9 +140,15 @@ class LegacyStreamTransport:
         if self.name == "htmlfile":
             chunk = f"<script>parent.s._({js_string(payload)}, document);</script>"
         else:
-            chunk = f"Content-Type: text/plain\n\n{payload}\n--{MULTIPART_BOUNDARY}\n"
+            chunk = f"Content-Type: text/plain\n\n{payload}\n--{self.boundary}\n"
         handler.write(chunk)
         handler.flush()
+        # The same slow-consumer rule as the other transports: a client that does not
+        # read is cut off once max_buffered_bytes wait for it.
+        waiting = pending_bytes(_stream_of(handler))
+        session = self.session
+        if session is not None and waiting > handler.opts.max_buffered_bytes:
+            session.overflow(waiting)
 
     def end(self, packets: list[Encoded] | None = None) -> None:
         if packets:
@@ -136,6 +156,9 @@ class LegacyStreamTransport:
         handler, self.handler = self.handler, None
         if handler is not None and not handler._finished:
             handler.finish()
+            stream = _stream_of(handler)
+            if stream is not None and pending_bytes(stream) > _CONGESTED_BYTES:
+                stream.close()  # a reader that does not read: free what waits for it now
         if not self.done.done():
             self.done.set_result(None)
 
@@ -144,6 +167,11 @@ class LegacyStreamTransport:
         self.handler = None
         if not self.done.done():
             self.done.set_result(None)
+
+
+def _stream_of(handler: Any) -> Any:
+    connection = handler.request.connection
+    return getattr(connection, "stream", None)
 
 
 class SocketIORouteHandler(EngineIOHandler):
@@ -172,6 +200,31 @@ class SocketIORouteHandler(EngineIOHandler):
     def _legacy_origin_ok(self) -> bool:
         return self.opts.legacy_origin_allowed(self.request.headers.get("Origin"))
 
+    def _legacy_script_origin_ok(self) -> bool:
+        """``legacy_origins`` for a script-style load (jsonp-polling, htmlfile).
+
+        Such a load carries the page's cookies but no ``Origin``: unless every
+        origin is allowed (``*:*``), the ``Origin`` or else the ``Referer`` must be
+        listed or be this server's own origin; a request with neither is refused.
+        """
+        if "*:*" in self.opts.legacy_origins:
+            return True
+        origin = self.request.headers.get("Origin") or referer_origin(self.request.headers)
+        if origin is None or origin == "null":
+            return False
+        return self._same_origin(origin) or self.opts.legacy_origin_allowed(origin)
+
+    def _legacy_refuse_origin(self) -> None:
+        self.set_status(403)
+        self.set_header("Content-Type", "text/plain")
+        self.finish("forbidden: origin not allowed (legacy_origins)")
+
+    def _allow_credentials_for(self, origin: str) -> None:
+        """CORS headers of a credentialed 0.6 response: the origin echoed, never ``*``."""
+        self.set_header("Access-Control-Allow-Origin", origin)
+        self.set_header("Access-Control-Allow-Credentials", "true")
+        self.add_header("Vary", "Origin")
+
     def _legacy_info(self) -> Any:
         return self._handshake_info({})
 
@@ -197,6 +250,9 @@ class SocketIORouteHandler(EngineIOHandler):
             self.send_error(404)
             return
         sid = kwargs.get("session_id") or None
+        if protocol in SCRIPT_TRANSPORTS and not self._legacy_script_origin_ok():
+            self._legacy_refuse_origin()
+            return
         if protocol in ("websocket", "flashsocket"):
             if sid is not None or not self._legacy_origin_ok():
                 self.set_status(403)
@@ -254,9 +310,10 @@ class SocketIORouteHandler(EngineIOHandler):
             return
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         if origin is not None and self._legacy_origin_ok():
-            self.set_header("Access-Control-Allow-Origin", "*" if origin == "null" else origin)
-            if "Cookie" in self.request.headers:
-                self.set_header("Access-Control-Allow-Credentials", "true")
+            if "Cookie" in self.request.headers and origin != "null":
+                self._allow_credentials_for(origin)
+            else:
+                self.set_header("Access-Control-Allow-Origin", "*" if origin == "null" else origin)
         self.finish(payload.encode())
 
     async def _stream_get(self, protocol: str, sid: str | None) -> None:
@@ -265,20 +322,21 @@ class SocketIORouteHandler(EngineIOHandler):
             return
         if not self._legacy_admit():
             return
+        boundary = ""
         if protocol == "htmlfile":
             self.set_header("Content-Type", "text/html; charset=UTF-8")
             preamble = HTMLFILE_PREAMBLE
         else:
-            self.set_header("Content-Type", f'multipart/x-mixed-replace;boundary="{MULTIPART_BOUNDARY}"')
+            boundary = multipart_boundary()
+            self.set_header("Content-Type", f'multipart/x-mixed-replace;boundary="{boundary}"')
             origin = self.request.headers.get("Origin")
-            if origin is not None and self._legacy_origin_ok():
-                self.set_header("Access-Control-Allow-Origin", "*")
-                self.set_header("Access-Control-Allow-Credentials", "true")
-            preamble = f"--{MULTIPART_BOUNDARY}\n"
+            if origin is not None and origin != "null" and self._legacy_origin_ok():
+                self._allow_credentials_for(origin)
+            preamble = f"--{boundary}\n"
         self.set_header("Connection", "keep-alive")
-        self.set_header("Cache-Control", "no-cache")
+        self.set_header("Cache-Control", "no-store")
         self.write(preamble)  # buffered: goes out ahead of the first payload
-        transport = LegacyStreamTransport(protocol, self)
+        transport = LegacyStreamTransport(protocol, self, boundary)
         self._stream = transport
         session = self.engine.handshake(transport, self._legacy_info(), LegacySession)
         assert isinstance(session, LegacySession)
@@ -301,7 +359,8 @@ class SocketIORouteHandler(EngineIOHandler):
         if protocol is None:
             await super().post(*args, **kwargs)
             return
-        if protocol not in self.enabled_protocols:
+        if protocol not in self.enabled_protocols or protocol not in POSTING_TRANSPORTS:
+            # websocket and flashsocket sessions send on their socket, never through a POST.
             self.send_error(404)
             return
         origin = self.request.headers.get("Origin")
@@ -309,6 +368,9 @@ class SocketIORouteHandler(EngineIOHandler):
             self.set_status(401)
             self.set_header("Content-Type", "text/plain")
             self.finish("unauthorized")
+            return
+        if protocol in SCRIPT_TRANSPORTS and not self._legacy_script_origin_ok():
+            self._legacy_refuse_origin()
             return
         session = self._legacy_session(protocol, kwargs.get("session_id"))
         if session is None:
@@ -329,20 +391,23 @@ class SocketIORouteHandler(EngineIOHandler):
             self.set_header("Content-Type", "text/plain")
             self.finish("expected a form field named data")
             return
-        self.set_header("Content-Type", "text/plain")
-        if origin is not None:
-            if protocol == "xhr-multipart":
-                self.set_header("Access-Control-Allow-Origin", "*")
-                self.set_header("Access-Control-Allow-Credentials", "true")
-            elif protocol == "xhr-polling":
-                self.set_header("Access-Control-Allow-Origin", "*")
-                if "Cookie" in self.request.headers:
-                    self.set_header("Access-Control-Allow-Credentials", "true")
-        self.finish("ok")
         try:
-            session.receive_payload(data[0], crlf_tolerant=protocol == "jsonp-polling")
-        except ProtocolError as error:  # pragma: no cover - the tolerant decoder does not raise
-            session.protocol_error(error)
+            messages = legacy_codec.decode_payload(
+                data[0], crlf_tolerant=protocol == "jsonp-polling", max_frames=MAX_POST_FRAMES
+            )
+        except ProtocolError as error:
+            self.set_status(413 if isinstance(error, PayloadTooLarge) else 400)
+            self.set_header("Content-Type", "text/plain")
+            self.finish(str(error))
+            return
+        self.set_header("Content-Type", "text/plain")
+        if origin is not None and origin != "null" and protocol in ("xhr-multipart", "xhr-polling"):
+            if protocol == "xhr-multipart" or "Cookie" in self.request.headers:
+                self._allow_credentials_for(origin)
+            else:
+                self.set_header("Access-Control-Allow-Origin", "*")
+        self.finish("ok")
+        session.receive_messages(messages)
 
     async def options(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("protocol") is None:
@@ -350,8 +415,10 @@ class SocketIORouteHandler(EngineIOHandler):
             return
         origin = self.request.headers.get("Origin")
         if origin is not None and self._legacy_origin_ok():
-            self.set_header("Access-Control-Allow-Origin", "*" if origin == "null" else origin)
-            self.set_header("Access-Control-Allow-Credentials", "true")
+            if origin == "null":
+                self.set_header("Access-Control-Allow-Origin", "*")
+            else:
+                self._allow_credentials_for(origin)
             method = self.request.headers.get("Access-Control-Request-Method")
             if method:
                 self.set_header("Access-Control-Allow-Methods", method)

@@ -27,6 +27,7 @@ from tornado.websocket import WebSocketProtocol13
 _PACK_16 = struct.Struct("!BBH").pack
 _PACK_64 = struct.Struct("!BBQ").pack
 _READ_SIZE = 65536
+_CORK_LIMIT = 256 * 1024  # bytes corked for one client before they are sent at once
 
 
 class FrameError(Exception):
@@ -55,20 +56,35 @@ class FrameParser:
     fragmented messages reassembled and control frames passed through.
     """
 
-    __slots__ = ("max_size", "_buf", "_frag", "_frag_opcode")
+    __slots__ = ("max_size", "_buf", "_need", "_frag", "_frag_opcode")
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._buf = b""
+        # Bytes of an unfinished frame, and how many it takes before parsing is worth it:
+        # a frame arriving in many small reads is appended to, and parsed once, so feeding
+        # costs time linear in the bytes received (not a copy of the backlog per read).
+        self._buf = bytearray()
+        self._need = 0
         self._frag: bytearray | None = None
         self._frag_opcode = 0
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        buf = self._buf + data if self._buf else data
+        if self._buf:
+            self._buf += data
+            if len(self._buf) < self._need:
+                return []
+            buf = bytes(self._buf)
+            self._buf = bytearray()
+        else:
+            buf = data
         n = len(buf)
         pos = 0
+        need = 0
         out: list[tuple[int, bytes]] = []
-        while n - pos >= 2:
+        while True:
+            if n - pos < 2:
+                need = 2
+                break
             b0 = buf[pos]
             b1 = buf[pos + 1]
             if b0 & 0x70:
@@ -78,11 +94,13 @@ class FrameParser:
             head = pos + 2
             if length == 126:
                 if n - pos < 4:
+                    need = 4
                     break
                 length = (buf[pos + 2] << 8) | buf[pos + 3]
                 head = pos + 4
             elif length == 127:
                 if n - pos < 10:
+                    need = 10
                     break
                 length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 head = pos + 10
@@ -95,6 +113,7 @@ class FrameParser:
                 raise FrameError(1002, "client frames must be masked")
             end = head + 4 + length
             if end > n:
+                need = end - pos
                 break
             payload = _websocket_mask(buf[head : head + 4], buf[head + 4 : end])
             pos = end
@@ -117,7 +136,9 @@ class FrameParser:
                     self._frag_opcode = opcode
             else:
                 raise FrameError(1002, "unknown opcode")
-        self._buf = buf[pos:] if pos < n else b""
+        if pos < n:
+            self._buf = bytearray(buf[pos:] if pos else buf)
+            self._need = need
         return out
 
 
@@ -153,6 +174,7 @@ class RawSocketStream:
         self._flushed = 0  # of which sent
         self._reading = False
         self._cork: list[bytes] | None = None
+        self._cork_bytes = 0
         self.error: BaseException | None = None
 
     def start_reading(self) -> None:
@@ -185,6 +207,11 @@ class RawSocketStream:
     def closed(self) -> bool:
         return self.socket is None
 
+    @property
+    def buffered(self) -> int:
+        """Bytes written and not yet taken by the kernel, corked frames included."""
+        return 0 if self.socket is None else self._written - self._flushed
+
     def set_nodelay(self, value: bool) -> None:
         if self.socket is not None:
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if value else 0)
@@ -205,6 +232,7 @@ class RawSocketStream:
         cork = self._cork
         if cork is None:
             self._cork = [data]
+            self._cork_bytes = len(data)
             corked = _CORKED.get(self._loop)
             if corked is None:
                 _CORKED[self._loop] = [self]
@@ -213,6 +241,15 @@ class RawSocketStream:
                 corked.append(self)
         else:
             cork.append(data)
+            self._cork_bytes += len(data)
+            if self._cork_bytes > _CORK_LIMIT:
+                # A big burst leaves now: the kernel takes what a reading client can take,
+                # and what it refuses is counted where max_buffered_bytes is checked.
+                self._uncork()
+
+    def uncork(self) -> None:
+        """Send the frames corked so far now, rather than at the end of the loop iteration."""
+        self._uncork()
 
     def _uncork(self) -> None:
         chunks, self._cork = self._cork, None

@@ -25,6 +25,8 @@ class Page(tornado.web.RequestHandler):
 
 
 def echo_app() -> tuple[tornado.web.Application, dict[str, Any]]:
+    """A test app, not examples/echo.py (see test_echo_example.py): its first message reports what on_open
+    received, messages come back unchanged, and "bye" closes from the server."""
     seen: dict[str, Any] = {"opened": asyncio.Queue(), "closed": asyncio.Queue()}
 
     class Echo(SocketIOHandler):

@@ -37,6 +37,8 @@ FAST = {
 
 
 def make_handler(**extra_options: Any) -> tuple[type[SocketIOHandler], dict[str, Any]]:
+    """A test handler, not examples/echo.py (see test_echo_example.py): its first message reports what
+    on_open received, and messages come back unchanged."""
     seen: dict[str, Any] = {"opened": asyncio.Queue(), "closed": asyncio.Queue(), "messages": asyncio.Queue()}
 
     class Echo(SocketIOHandler):

@@ -4,12 +4,20 @@
 
 The page uses the real socket.io-client bundle, installed from npm into
 node_modules/ by the set-up command and served at /socket.io.min.js.
+
+Events: on connect the server sends ``history`` (who is online, and the last
+``HISTORY`` messages); ``join(name)`` answers ``{ok, name, users}``;
+``say(text)`` sends ``said {name, text}`` to everyone, the text cut to
+``MAX_TEXT`` characters, and answers the sender ``{ok, truncated, length,
+limit}`` so the page can tell them about the cut; ``typing``, ``joined`` and
+``left`` are notes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import signal
 import sys
@@ -24,30 +32,37 @@ import tornado.web  # noqa: E402
 from tornad_io import Server, Socket  # noqa: E402
 
 CLIENT_BUNDLE = os.path.join(ROOT, "node_modules", "socket.io-client", "dist")
+MAX_NAME = 32  # characters of a name
+MAX_TEXT = 1000  # characters of a message; longer ones are cut, and the sender is told
+HISTORY = 20  # messages a newcomer is shown
 
 
 def make_app() -> tuple[tornado.web.Application, Server]:
     io = Server()
     names: dict[str, str] = {}
+    history: collections.deque[dict[str, str]] = collections.deque(maxlen=HISTORY)
 
     @io.on("connect")
     def connect(socket: Socket) -> None:
-        socket.emit("history", {"users": sorted(names.values())})
+        socket.emit("history", {"users": sorted(names.values()), "messages": list(history)})
 
     @io.on("join")
     def join(socket: Socket, name: str) -> dict[str, Any]:
-        name = str(name).strip()[:32] or "anonymous"
+        name = str(name).strip()[:MAX_NAME] or "anonymous"
         names[socket.id] = name
         socket.broadcast.emit("joined", name)
         return {"ok": True, "name": name, "users": sorted(names.values())}
 
     @io.on("say")
-    def say(socket: Socket, text: str) -> bool:
+    def say(socket: Socket, text: str) -> dict[str, Any]:
         name = names.get(socket.id)
         if name is None:
-            return False
-        io.emit("said", {"name": name, "text": str(text)[:1000]})
-        return True
+            return {"ok": False}
+        text = str(text)
+        message = {"name": name, "text": text[:MAX_TEXT]}
+        history.append(message)
+        io.emit("said", message)
+        return {"ok": True, "truncated": len(text) > MAX_TEXT, "length": len(text), "limit": MAX_TEXT}
 
     @io.on("typing")
     def typing(socket: Socket) -> None:

@@ -7,6 +7,9 @@ socket.io-client under Node connects through them with its default transports (l
 then the upgrade to WebSocket) and checks acknowledgements, a broadcast, the upgrade, the client
 address and scheme the server learns from the proxy, the same-origin check behind the proxy, and
 that the proxy's access log leaves session ids out.
+
+Also from the guide: Tornado terminating TLS itself, the quoted configurations being the tested
+files, and its access-log function leaving query strings out.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import re
 import shutil
 import signal
 import socket as pysocket
+import ssl
 import tempfile
 from typing import Any, AsyncIterator
 
@@ -272,6 +276,21 @@ async def test_socketio_through_the_proxy(proxied: Any, node: Any) -> None:
     # Same-origin only (the default) still works behind the proxy: it passes the Host the client used.
     node.connect("elsewhere", proxy.url, ca=ca, extraHeaders={"Origin": "https://elsewhere.example"})
     await node.expect("connect_error", "elsewhere")
+
+
+async def test_tls_in_tornado_without_a_proxy(serve: Any, node: Any, tls: dict[str, str]) -> None:
+    """The guide's alternative: Tornado terminates TLS itself (``ssl_options``)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls["cert"], tls["key"])
+    io = make_server()
+    server = await serve(io.routes(), ssl_options=context, **io.http_server_options())
+    url = f"https://127.0.0.1:{server.port}"
+    node.connect("direct", url, ca=tls["ca"])
+    await node.expect("connect", "direct")
+    await node.expect("upgrade", "direct", transport="websocket")
+    node.emit("direct", "whoami", ack=True, tag="w")
+    seen = (await node.expect("ack", "direct", tag="w"))["args"][0]
+    assert seen == {"address": "127.0.0.1", "secure": True, "forwarded": [""], "transport": "websocket"}
 
 
 # -- the guide itself ----------------------------------------------------------------------

@@ -3,10 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian packages (CI runs as root): Chromium runs the real Socket.IO 0.6 client in the browser
-# tests; redis-server backs the cluster tests.
+# tests; redis-server backs the cluster tests; nginx and haproxy run the proxy configurations of
+# docs/deploy/.
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v nginx >/dev/null 2>&1 || missing="$missing nginx"
+command -v haproxy >/dev/null 2>&1 || missing="$missing haproxy"
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi

@@ -137,26 +137,30 @@ class Namespace:
         socket = Socket(self, client, auth)
         self._connecting += 1
         try:
-            for middleware in list(self._middlewares):
-                try:
-                    result = middleware(socket)
-                    if inspect.isawaitable(result):
-                        await result
-                except ConnectionRefused as refusal:
-                    client.refuse(self.name, refusal.message, refusal.data)
-                    self._abandoned(socket)
-                    return
-                except Exception as error:  # noqa: BLE001 - reported to the client like the reference
-                    log.info("connection to %s refused by middleware: %s", safe_repr(self.name), safe_repr(error))
-                    client.refuse(self.name, str(error) or type(error).__name__, getattr(error, "data", None))
-                    self._abandoned(socket)
-                    return
+            refusal = await self._run_middlewares(socket)
         finally:
             self._connecting -= 1
-        if client.closed:
+        if refusal is not None:
+            client.refuse(self.name, *refusal)
             self._abandoned(socket)
-            return
-        self._add(socket, client)
+        elif client.closed:
+            self._abandoned(socket)
+        else:
+            self._add(socket, client)
+
+    async def _run_middlewares(self, socket: Socket) -> tuple[str, Any] | None:
+        """Run the connection middleware; the refusal's message and data, if one refused."""
+        for middleware in list(self._middlewares):
+            try:
+                result = middleware(socket)
+                if inspect.isawaitable(result):
+                    await result
+            except ConnectionRefused as refusal:
+                return refusal.message, refusal.data
+            except Exception as error:  # noqa: BLE001 - reported to the client like the reference
+                log.info("connection to %s refused by middleware: %s", safe_repr(self.name), safe_repr(error))
+                return str(error) or type(error).__name__, getattr(error, "data", None)
+        return None
 
     def _add(self, socket: Socket, client: Client) -> None:
         """Add a socket that passed the middleware, then let the ``connect`` handler decide.

@@ -101,6 +101,7 @@ async def test_legacy_streams_cut_off_a_client_that_never_reads(serve: Any) -> N
     gone = sorted([await asyncio.wait_for(closed.get(), WAIT) for _ in range(4)])
     assert gone == ["htmlfile", "htmlfile", "xhr-multipart", "xhr-multipart"]
     growth = rss_kib() - before
+    print(f"figure: 0.6 streams, 4 non-readers x 50 MB offered: RSS +{growth} KiB")
     assert growth < 40_000, f"RSS grew by {growth} KiB"
     # the server closed each connection, freeing what waited for it: reading now ends in EOF
     for sock in stalled:
@@ -129,6 +130,7 @@ async def test_binary_attachments_of_one_packet_are_capped(serve: Any) -> None:
     for conn in attackers:
         assert await asyncio.wait_for(conn.read_message(), WAIT) is None  # closed by the server
     growth = rss_kib() - before
+    print(f"figure: attachments, 3 connections x 100 x 0.9 MB offered: RSS +{growth} KiB")
     assert growth < 30_000, f"RSS grew by {growth} KiB"  # 3 x 100 x 0.9 MB were held before
     assert json.loads((await ack_roundtrip(server.port))[4:]) == ["still served"]
 
@@ -206,6 +208,7 @@ async def test_corked_bursts_count_against_max_buffered_bytes(serve: Any) -> Non
     for _ in range(100):  # 10 MB in one loop iteration, against a 1 MB cap
         socket.emit("burst", payload)
     assert await asyncio.wait_for(gone.get(), WAIT) == "transport error"
+    print(f"figure: corked burst of 10 MB against a 1 MB cap: RSS +{rss_kib() - before} KiB")
     assert rss_kib() - before < 20_000
     stalled.close()
 
@@ -268,6 +271,7 @@ async def test_deep_nesting_is_decoded_without_recursion(serve: Any, caplog: Any
     cpu = time.process_time() - cpu
     assert got == [1000] * 20
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    print(f"figure: deep nesting, {cpu / 20 * 1000:.1f} ms CPU per request")
     assert cpu < 2.0, f"{cpu:.2f} s of CPU for 20 requests"
     assert json.loads((await ack_roundtrip(server.port))[4:]) == ["still served"]
 
@@ -309,7 +313,9 @@ def test_frame_parser_feeding_is_linear() -> None:
         for i in range(0, len(data), 4):
             out += parser.feed(data[i : i + 4])
         assert out == [(1, b"x" * 1_000_000)]
-        return time.process_time() - start
+        spent = time.process_time() - start
+        print(f"figure: 1 MB frame fed in 4-byte reads: {spent:.3f} s CPU")
+        return spent
 
     # 250 000 reads of 4 bytes: linear feeding takes about 0.1 s here; copying the backlog
     # on every read (the old parser) took several seconds.
@@ -353,7 +359,7 @@ async def test_websocket_frame_in_tiny_segments_costs_little_cpu(serve: Any) -> 
     child.kill()
     await child.wait()
     # about 4 000 reads of 256 bytes; with a copy of the backlog per read this took several seconds
-    print(f"server CPU {cpu:.3f} s")
+    print(f"figure: 1 MB frame in 256-byte segments over the wire: server CPU {cpu:.3f} s")
     assert cpu < 1.5, f"{cpu:.2f} s of server CPU"
 
 
@@ -373,6 +379,7 @@ async def test_legacy_post_with_too_many_frames_is_refused(serve: Any) -> None:
     flood = await fetch(f"{base}/{sid}/send", "POST", "data=" + "~m~1~m~a" * 124_000)
     cpu = time.process_time() - cpu
     assert (flood.code, flood.body) == (413, b"more than 10000 frames in one payload")
+    print(f"figure: 0.6 POST of 124 000 frames refused in {cpu * 1000:.1f} ms CPU")
     assert cpu < 0.5, f"{cpu:.2f} s of CPU for one POST"
     assert messages == []
     ok = await fetch(f"{base}/{sid}/send", "POST", "data=" + quote(legacy_codec.encode_message("fine")))
@@ -459,6 +466,7 @@ async def test_running_out_of_descriptors_backs_off_and_recovers() -> None:
         start_cpu, start = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(2.0)  # a measurement window, not a wait for an event
         used = (cpu_seconds(proc.pid) - start_cpu) / (time.monotonic() - start)
+        print(f"figure: out of descriptors: {used:.1%} CPU")
         assert used < 0.25, f"{used:.0%} CPU while out of descriptors"
         for sock in held:
             sock.close()
@@ -475,4 +483,5 @@ async def test_running_out_of_descriptors_backs_off_and_recovers() -> None:
     errors = [line for line in err.splitlines() if "cannot accept connections" in line]
     tracebacks = err.count("Traceback")
     assert len(errors) >= 1 and tracebacks == 0, err[-2000:]
+    print(f"figure: out of descriptors: {len(err.splitlines())} log lines")
     assert len(err.splitlines()) < 50

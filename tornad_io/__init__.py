@@ -6,7 +6,7 @@ clients. Start with :class:`Server`; the original SocketTornad.IO API
 Socket.IO 0.6 clients and today's clients from one handler class.
 """
 
-from .adapter import Adapter, BroadcastOptions
+from .adapter import Adapter, AdapterFactory, BroadcastOptions, FetchedSocket, RemoteHandshake
 from .exceptions import (
     AckTimeout,
     ConnectionRefused,
@@ -16,7 +16,7 @@ from .exceptions import (
     TornadIOError,
 )
 from .legacy_server import SocketIOServer
-from .options import ServerOptions
+from .options import ServerOptions, ServerOptionsDict
 from .socketio.broadcast import AckResponses, BroadcastOperator
 from .socketio.namespace import Namespace
 from .socketio.server import Server
@@ -28,16 +28,20 @@ __all__ = [
     "AckResponses",
     "AckTimeout",
     "Adapter",
+    "AdapterFactory",
     "BroadcastOperator",
     "BroadcastOptions",
     "ConnectionRefused",
     "Disconnected",
+    "FetchedSocket",
     "Handshake",
     "Namespace",
     "PayloadTooLarge",
     "ProtocolError",
+    "RemoteHandshake",
     "Server",
     "ServerOptions",
+    "ServerOptionsDict",
     "Socket",
     "SocketIOServer",
     "TornadIOError",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Sequence, TypedDict, Union
 from urllib.parse import urlsplit
 
 OriginSetting = Union[None, str, Sequence[str], Callable[[str], bool]]
@@ -138,3 +138,38 @@ class ServerOptions:
         if unknown:
             raise TypeError(f"unknown server option(s): {', '.join(sorted(unknown))}")
         return cls(**kwargs)
+
+
+class ServerOptionsDict(TypedDict, total=False):
+    """The keyword arguments of ``Server(...)``: the fields of :class:`ServerOptions`.
+
+    Every key is optional; a missing one keeps its default. It exists so that
+    editors complete the options of :class:`~tornad_io.Server` and mypy checks
+    their types (``Server(**options: Unpack[ServerOptionsDict])``). The test
+    ``tests/test_options.py`` fails when a field is added to one and not the other.
+    """
+
+    path: str
+    ping_interval: float
+    ping_timeout: float
+    upgrade_timeout: float
+    max_http_buffer_size: int
+    transports: tuple[str, ...]
+    allow_upgrades: bool
+    per_message_deflate: bool | dict[str, Any]
+    http_compression_threshold: int | None
+    cors_allowed_origins: OriginSetting
+    cors_credentials: bool
+    cookie: bool | dict[str, Any]
+    trusted_proxies: Sequence[str]
+    connect_timeout: float
+    max_buffered_bytes: int
+    max_connections: int | None
+    handshake_rate_per_ip: float | None
+    max_attachments: int
+    legacy_heartbeat_interval: float
+    legacy_heartbeat_timeout: float
+    legacy_close_timeout: float
+    legacy_poll_duration: float
+    legacy_origins: Sequence[str]
+    allow_request: Callable[[Any], Any] | None

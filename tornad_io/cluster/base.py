@@ -13,7 +13,7 @@ import msgpack
 import redis.asyncio as aioredis  # noqa: F401 - for type annotations
 from redis.exceptions import RedisError
 
-from ..adapter import Adapter, BroadcastOptions
+from ..adapter import Adapter, BroadcastOptions, RemoteHandshake
 from ..exceptions import TornadIOError
 from ..socketio import codec
 from ..socketio._calls import spawn
@@ -61,13 +61,23 @@ def _rooms(values: Iterable[Any] | None) -> frozenset[str]:
 
 
 class RemoteSocket:
-    """A socket on another server, from ``fetch_sockets()``: data, and the operations that reach it."""
+    """A socket on another server, as ``fetch_sockets()`` returns it.
+
+    ``id``, ``handshake``, ``rooms`` and ``data`` are what the other server
+    reported when asked; :meth:`emit`, :meth:`join`, :meth:`leave` and
+    :meth:`disconnect` reach the socket through the cluster. It offers what a
+    local :class:`~tornad_io.Socket` offers of :class:`~tornad_io.FetchedSocket`.
+    """
 
     def __init__(self, adapter: Adapter, details: dict[str, Any]) -> None:
         self._adapter = adapter
+        #: The socket's id.
         self.id: str = details["id"]
-        self.handshake: dict[str, Any] = details.get("handshake", {})
+        #: Its handshake, readable as a dict or by attribute like a local one.
+        self.handshake: RemoteHandshake = RemoteHandshake(details.get("handshake") or {})
+        #: The rooms it was in when fetched (a copy).
         self.rooms: set[str] = set(details.get("rooms", ()))
+        #: Its ``socket.data`` when fetched (a copy).
         self.data: Any = details.get("data")
 
     def __repr__(self) -> str:
@@ -76,16 +86,21 @@ class RemoteSocket:
     def _only_me(self) -> BroadcastOptions:
         return BroadcastOptions(rooms=frozenset((self.id,)))
 
-    def emit(self, event: str, *args: Any) -> None:
+    def emit(self, event: str, *args: Any) -> bool:
+        """Send *event* to this socket's client, through the cluster (no acknowledgement)."""
         self._adapter.broadcast(codec.Packet(codec.EVENT, self._adapter.nsp.name, [event, *args]), self._only_me())
+        return True
 
     def join(self, rooms: str | Iterable[str]) -> None:
+        """Make the socket join one room or several, on its server."""
         self._adapter.add_sockets(self._only_me(), [rooms] if isinstance(rooms, str) else rooms)
 
     def leave(self, room: str) -> None:
+        """Make the socket leave *room*, on its server."""
         self._adapter.del_sockets(self._only_me(), [room])
 
     def disconnect(self, close: bool = False) -> None:
+        """Disconnect the socket (and its whole connection if *close*), on its server."""
         self._adapter.disconnect_sockets(self._only_me(), close)
 
 

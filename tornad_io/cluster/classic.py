@@ -15,7 +15,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..adapter import BroadcastOptions
+from ..adapter import BroadcastOptions, FetchedSocket
 from ..socketio import codec
 from ..socketio._calls import call_user
 from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log, uid
@@ -259,8 +259,8 @@ class RedisAdapter(RedisAdapterBase):
         payload = _dumps({"uid": self.uid, "requestId": request_id, **request})
         return await self._gather(kind, request_id, lambda: self._send(self.request_channel, payload))
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
-        local = list(self._select(opts))
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
+        local: list[FetchedSocket] = list(self._select(opts))
         if opts.local:
             return local
         request = {

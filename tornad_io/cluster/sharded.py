@@ -15,7 +15,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..adapter import BroadcastOptions
+from ..adapter import BroadcastOptions, FetchedSocket
 from ..socketio import codec
 from ..socketio._calls import call_user, spawn
 from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log
@@ -235,8 +235,8 @@ class ShardedRedisAdapter(RedisAdapterBase):
         envelope = self._envelope(kind, {**data, "requestId": request_id})
         return await self._gather(kind, request_id, lambda: self._publish(self.channel, envelope))
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
-        local = list(self._select(opts))
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
+        local: list[FetchedSocket] = list(self._select(opts))
         if opts.local:
             return local
         remote = await self._request(S_FETCH_SOCKETS, {"opts": _opts_dict(opts)})

@@ -14,7 +14,7 @@ from ..exceptions import AckTimeout
 from . import codec
 
 if TYPE_CHECKING:
-    from ..adapter import Adapter
+    from ..adapter import Adapter, FetchedSocket
 
 
 def _rooms(rooms: tuple[Any, ...]) -> frozenset[str]:
@@ -30,18 +30,27 @@ def _rooms(rooms: tuple[Any, ...]) -> frozenset[str]:
 class AckResponses(list):  # type: ignore[type-arg]
     """The answers to a broadcast with acknowledgement, in arrival order.
 
-    ``by_sid`` maps each answering local socket's id to its answer.
+    Each answer is the first argument the client acknowledged with.
     """
 
+    #: Each answering local socket's id → its answer (answers from other
+    #: servers of a cluster are in the list only).
     by_sid: dict[str, Any]
 
 
 class BroadcastOperator:
-    """A selection of sockets and the flags of the next emit."""
+    """A selection of sockets and the flags of the next emit.
+
+    Made by ``io.to(...)``, ``io.except_(...)``, ``socket.broadcast`` and the
+    like; each operator returns a new one, so a chain can be kept and reused.
+    End the chain with :meth:`emit`, :meth:`emit_with_ack` or a bulk
+    operation (:meth:`fetch_sockets`, :meth:`sockets_join`, …).
+    """
 
     __slots__ = ("adapter", "_opts")
 
     def __init__(self, adapter: Adapter, opts: BroadcastOptions | None = None) -> None:
+        #: The adapter of the namespace the selection is in.
         self.adapter = adapter
         self._opts = opts or BroadcastOptions()
 
@@ -176,7 +185,7 @@ class BroadcastOperator:
 
     # -- bulk operations ---------------------------------------------------------
 
-    async def fetch_sockets(self) -> list[Any]:
+    async def fetch_sockets(self) -> list[FetchedSocket]:
         """The sockets of the selection (across the cluster with a cluster adapter)."""
         return await self.adapter.fetch_sockets(self._opts)
 

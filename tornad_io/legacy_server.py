@@ -23,6 +23,17 @@ class SocketIOServer:
     ``flash_policy_file``, starts the Flash policy server when ``flashsocket``
     is enabled, and runs the asyncio loop until SIGINT or SIGTERM. Called from
     inside a running loop it only starts listening (see :meth:`start`).
+    *server_kwargs* go to ``tornado.httpserver.HTTPServer``.
+
+    :ivar application: The ``tornado.web.Application`` served.
+    :ivar port: The port to listen on (``socket_io_port``).
+    :ivar address: The address to listen on (``socket_io_address``; ``""``: all).
+    :ivar protocols: The ``enabled_protocols`` setting, or None for all.
+    :ivar flash_policy_port: The Flash policy server's port (``flash_policy_port``).
+    :ivar flash_policy_file: The policy file to serve (``flash_policy_file``), or None for the packaged one.
+    :ivar server_kwargs: The keyword arguments for ``HTTPServer``.
+    :ivar http: The ``HTTPServer`` once started, else None.
+    :ivar flash: The :class:`~tornad_io.websocket.flash.FlashPolicyServer` once started, if Flash is enabled.
     """
 
     def __init__(self, application: tornado.web.Application, auto_start: bool = True, **server_kwargs: Any) -> None:
@@ -47,6 +58,7 @@ class SocketIOServer:
 
     @property
     def flash_enabled(self) -> bool:
+        """Whether ``flashsocket`` is enabled, so the Flash policy server runs."""
         return self.protocols is None or "flashsocket" in self.protocols
 
     def start(self) -> None:
@@ -58,6 +70,7 @@ class SocketIOServer:
             self.flash = FlashPolicyServer(port=self.flash_policy_port, policy_file=self.flash_policy_file)
 
     def stop(self) -> None:
+        """Stop listening (HTTP and Flash policy); the loop goes on."""
         if self.http is not None:
             self.http.stop()
         if self.flash is not None:

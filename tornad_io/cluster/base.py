@@ -122,11 +122,14 @@ class RedisAdapterBase(Adapter):
     """The in-memory adapter plus a Redis subscription kept alive, publishing with retries, and
     requests that gather one answer per other server."""
 
+    #: How the adapter names itself in log messages.
     label = "redis adapter"
 
     def __init__(self, nsp: Namespace, client: aioredis.Redis, requests_timeout: float) -> None:
         super().__init__(nsp)
+        #: The redis-py asyncio client, shared by the namespaces of one factory.
         self.client = client
+        #: Seconds a request to the other servers (fetch, server-side emit) waits for their answers.
         self.requests_timeout = requests_timeout
         self._pending: dict[str, Pending] = {}
         self._ready = asyncio.Event()
@@ -163,6 +166,7 @@ class RedisAdapterBase(Adapter):
         await self._ready.wait()
 
     async def close(self) -> None:
+        """Stop listening; requests still waiting fail with :class:`ClusterTimeout`."""
         self._closed = True
         if self._listener is not None:
             self._listener.cancel()

@@ -50,13 +50,20 @@ class RedisAdapter(RedisAdapterBase):
         requests_timeout: float = 5.0,
         publish_on_specific_response_channel: bool = False,
     ) -> None:
+        #: This server's id in the cluster (6 characters, like Node's).
         self.uid = uid()
+        #: The prefix of every channel (``socket.io`` by default, as in Node).
         self.key = key
+        #: Whether answers go to the requester's own response channel.
         self.specific_response = publish_on_specific_response_channel
         name = nsp.name
+        #: The broadcast channel of the namespace; a room's is this plus ``<room>#``.
         self.channel = f"{key}#{name}#"
+        #: The channel of requests to every server of the namespace.
         self.request_channel = f"{key}-request#{name}#"
+        #: The channel of answers to requests.
         self.response_channel = f"{key}-response#{name}#"
+        #: The channel of answers to this server only.
         self.specific_response_channel = f"{self.response_channel}{self.uid}#"
         super().__init__(nsp, client, requests_timeout)
 
@@ -320,7 +327,16 @@ def redis_adapter(
     publish_on_specific_response_channel: bool = False,
     client: aioredis.Redis | None = None,
 ) -> Callable[[Namespace], RedisAdapter]:
-    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a Redis cluster."""
+    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a Redis cluster (classic format).
+
+    ``Server(adapter=redis_adapter("redis://host:6379/0"))``: every server
+    (Python or Node, with ``@socket.io/redis-adapter``'s ``createAdapter``)
+    using the same Redis and *key* forms one cluster. *requests_timeout* bounds
+    the wait for other servers' answers (``fetch_sockets``, server-side emit
+    with acks); *publish_on_specific_response_channel* is Node's option of that
+    name. Pass *client* to share a redis-py asyncio client; otherwise one is
+    made from *url* on first use and shared by the server's namespaces.
+    """
     shared: list[aioredis.Redis] = [client] if client is not None else []
 
     def make(nsp: Namespace) -> RedisAdapter:

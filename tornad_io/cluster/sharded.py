@@ -49,13 +49,17 @@ class ShardedRedisAdapter(RedisAdapterBase):
     envelopes ``{type, data, uid, nsp}`` in JSON (msgpack when they carry binary), one channel per
     public room, responses on ``<key>#<nsp>#<uid>#``, servers counted with ``PUBSUB SHARDNUMSUB``."""
 
+    #: How the adapter names itself in log messages.
     label = "sharded redis adapter"
 
     def __init__(
         self, nsp: Namespace, client: aioredis.Redis, key: str = "socket.io", requests_timeout: float = 5.0
     ) -> None:
+        #: This server's id in the cluster (16 hexadecimal digits, like Node's).
         self.uid = _hex_id()
+        #: The namespace's channel; a public room's is this plus ``<room>#``.
         self.channel = f"{key}#{nsp.name}#"
+        #: The channel of answers to this server.
         self.own_channel = f"{self.channel}{self.uid}#"
         super().__init__(nsp, client, requests_timeout)
 
@@ -276,7 +280,12 @@ def sharded_redis_adapter(
     requests_timeout: float = 5.0,
     client: aioredis.Redis | None = None,
 ) -> Callable[[Namespace], ShardedRedisAdapter]:
-    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a sharded (Redis 7) cluster."""
+    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a sharded cluster (Redis ≥ 7).
+
+    ``Server(adapter=sharded_redis_adapter("redis://host:6379/0"))``: the
+    format of Node's ``createShardedAdapter`` (``SSUBSCRIBE``/``SPUBLISH``),
+    for Redis Cluster. The parameters are those of :func:`redis_adapter`.
+    """
     shared: list[aioredis.Redis] = [client] if client is not None else []
 
     def make(nsp: Namespace) -> ShardedRedisAdapter:

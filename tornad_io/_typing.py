@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 if TYPE_CHECKING:
+    from .socketio.namespace import Namespace
     from .socketio.socket import Socket
 
 #: An event handler or listener: any callable, sync or async.
@@ -17,3 +18,5 @@ HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 ConnectMiddlewareT = TypeVar("ConnectMiddlewareT", bound="Callable[[Socket], object]")
 #: A per-packet middleware: called with ``[event, *args]``, sync or async.
 PacketMiddlewareT = TypeVar("PacketMiddlewareT", bound=Callable[[list[Any]], object])
+#: A :class:`~tornad_io.Namespace` or subclass, given back as it came.
+NamespaceT = TypeVar("NamespaceT", bound="Namespace")

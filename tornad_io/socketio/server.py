@@ -6,9 +6,9 @@ import asyncio
 import logging
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Pattern, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Pattern, overload
 
-from .._typing import ConnectMiddlewareT, HandlerT
+from .._typing import ConnectMiddlewareT, HandlerT, NamespaceT
 from ..adapter import Adapter, AdapterFactory, FetchedSocket
 from ..engineio.server import Engine
 from ..engineio.session import Session
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tornad_io.socketio")
 
 Handler = Callable[..., Any]
-NamespaceT = TypeVar("NamespaceT", bound=Namespace)
 
 
 class Server:

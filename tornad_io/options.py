@@ -78,6 +78,7 @@ class ServerOptions:
     allow_request: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if not self.path.startswith("/"):
             self.path = "/" + self.path
         if not self.path.endswith("/"):
@@ -173,3 +174,88 @@ class ServerOptionsDict(TypedDict, total=False):
     legacy_poll_duration: float
     legacy_origins: Sequence[str]
     allow_request: Callable[[Any], Any] | None
+
+
+def _check_types(options: ServerOptions) -> None:
+    """Raise :exc:`TypeError` naming the first option whose value is not of its annotated type.
+
+    Lenient where it harms nothing: an int is a float, and a list (or set) of
+    strings stands for a tuple or sequence of them.
+    """
+    for name, hint in _option_types().items():
+        value = getattr(options, name)
+        if not _matches(value, hint):
+            message = f"option {name} must be {_describe(hint)}, not {type(value).__name__}: {value!r}"
+            if name == "ping_interval" and isinstance(value, (tuple, list)):
+                message += (
+                    " (python-socketio's (interval, grace) pair has no equivalent here: give ping_interval"
+                    " alone, and set ping_timeout for how long a pong may take)"
+                )
+            raise TypeError(message)
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _option_types() -> dict[str, Any]:
+    """Each field of :class:`ServerOptions` with its annotation, resolved (computed once)."""
+    if not _HINTS:
+        import typing
+
+        hints = typing.get_type_hints(ServerOptions)
+        _HINTS.update((field.name, hints[field.name]) for field in dataclasses.fields(ServerOptions))
+    return _HINTS
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    import collections.abc
+    import types
+    import typing
+
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is tuple or origin is collections.abc.Sequence:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, (list, tuple, set, frozenset)) and all(_matches(v, item) for v in value)
+    if origin is collections.abc.Callable:
+        return callable(value)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    try:
+        return isinstance(value, origin or hint)
+    except TypeError:  # a kind of annotation not checked here: let the value through
+        return True
+
+
+def _describe(hint: Any) -> str:
+    """The expected type in words: ``a number``, ``a list or tuple of str``, ``an int or None``…"""
+    import collections.abc
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
+    if hint is None or hint is type(None):
+        return "None"
+    if hint is float:
+        return "a number"
+    if hint is int:
+        return "an int"
+    if origin is tuple or origin is collections.abc.Sequence:
+        return f"a list or tuple of {typing.get_args(hint)[0].__name__}"
+    if origin is collections.abc.Callable:
+        return "a callable"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(hint))
+    name = getattr(origin or hint, "__name__", str(hint))
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"

@@ -302,8 +302,19 @@ class Server:
         }
 
     def attach(self, app: tornado.web.Application, path: str | None = None) -> None:
-        """Add the server's routes to an existing ``tornado.web.Application``, at *path*."""
-        app.wildcard_router.add_rules(self.routes(path))
+        """Add the server's routes to an existing ``tornado.web.Application``, at *path*.
+
+        They go before the application's own rules, so that a catch-all rule
+        such as ``(r"/.*", PageHandler)`` does not take ``/socket.io/``
+        requests. Rules that ``app.add_handlers(host_pattern, ...)`` adds for
+        a host are still tried first (Tornado tries host rules before the
+        others): mount the routes there too, or give those rules a narrower
+        pattern.
+        """
+        router = app.wildcard_router
+        before = len(router.rules)
+        router.add_rules(self.routes(path))  # Tornado turns the tuples into rules at the end of the list …
+        router.rules[:] = router.rules[before:] + router.rules[:before]  # … moved to the front here
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Stop gracefully, within *timeout* seconds.

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket as pysocket
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+
+from tornad_io import Server
 
 from .conftest import ROOT
 
@@ -37,3 +43,36 @@ def test_the_redis_adapter_without_its_extra_says_how_to_install_it(missing: str
 def test_the_core_needs_neither_redis_nor_msgpack() -> None:
     result = import_without("msgpack", "import sys; sys.modules['redis'] = None\nimport tornad_io; tornad_io.Server()")
     assert result.returncode == 0, result.stderr
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    probe = pysocket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+async def test_unreachable_redis_fails_init_in_time_naming_the_server(sharded: bool, caplog: Any) -> None:
+    from tornad_io.redis_adapter import ClusterConnectionError, redis_adapter, sharded_redis_adapter
+
+    port = closed_port()
+    factory = sharded_redis_adapter if sharded else redis_adapter
+    io = Server(adapter=factory(f"redis://127.0.0.1:{port}/0", connect_timeout=0.5))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tornad_io.redis"):
+            with pytest.raises(ClusterConnectionError) as raised:
+                await io.init()
+        assert loop.time() - started < 3.0
+        message = str(raised.value)
+        assert f"Redis at redis://127.0.0.1:{port}/0 within 0.5 s" in message
+        assert "last error" in message  # what redis-py said (connection refused)
+        logged = [r.getMessage() for r in caplog.records if r.name == "tornad_io.redis"]
+        assert logged and all(f"cannot connect to Redis at redis://127.0.0.1:{port}/0" in m for m in logged)
+        assert not any("connection lost" in m for m in logged)  # it never had one
+    finally:
+        await io.shutdown(timeout=1)

@@ -14,11 +14,12 @@ except ModuleNotFoundError as error:  # the optional dependencies are not instal
         "pip install 'tornad_io[redis]'"
     ) from error
 
-from .base import ClusterTimeout, RedisAdapterBase, RemoteSocket
+from .base import ClusterConnectionError, ClusterTimeout, RedisAdapterBase, RemoteSocket
 from .classic import RedisAdapter, encode_broadcast, redis_adapter
 from .sharded import ShardedRedisAdapter, sharded_redis_adapter
 
 __all__ = [
+    "ClusterConnectionError",
     "ClusterTimeout",
     "RedisAdapter",
     "RedisAdapterBase",

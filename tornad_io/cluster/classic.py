@@ -49,6 +49,7 @@ class RedisAdapter(RedisAdapterBase):
         key: str = "socket.io",
         requests_timeout: float = 5.0,
         publish_on_specific_response_channel: bool = False,
+        connect_timeout: float = 10.0,
     ) -> None:
         #: This server's id in the cluster (6 characters, like Node's).
         self.uid = uid()
@@ -65,7 +66,7 @@ class RedisAdapter(RedisAdapterBase):
         self.response_channel = f"{key}-response#{name}#"
         #: The channel of answers to this server only.
         self.specific_response_channel = f"{self.response_channel}{self.uid}#"
-        super().__init__(nsp, client, requests_timeout)
+        super().__init__(nsp, client, requests_timeout, connect_timeout)
 
     async def _subscribe(self, pubsub: Any) -> None:
         await pubsub.psubscribe(self.channel + "*")
@@ -326,6 +327,7 @@ def redis_adapter(
     requests_timeout: float = 5.0,
     publish_on_specific_response_channel: bool = False,
     client: aioredis.Redis | None = None,
+    connect_timeout: float = 10.0,
 ) -> Callable[[Namespace], RedisAdapter]:
     """The ``adapter=`` argument of :class:`~tornad_io.Server` for a Redis cluster (classic format).
 
@@ -336,12 +338,16 @@ def redis_adapter(
     with acks); *publish_on_specific_response_channel* is Node's option of that
     name. Pass *client* to share a redis-py asyncio client; otherwise one is
     made from *url* on first use and shared by the server's namespaces.
+    ``await io.init()`` raises :exc:`ClusterConnectionError` when Redis cannot
+    be reached within *connect_timeout* seconds.
     """
     shared: list[aioredis.Redis] = [client] if client is not None else []
 
     def make(nsp: Namespace) -> RedisAdapter:
         if not shared:
             shared.append(aioredis.Redis.from_url(url))
-        return RedisAdapter(nsp, shared[0], key, requests_timeout, publish_on_specific_response_channel)
+        return RedisAdapter(
+            nsp, shared[0], key, requests_timeout, publish_on_specific_response_channel, connect_timeout
+        )
 
     return make

@@ -53,7 +53,12 @@ class ShardedRedisAdapter(RedisAdapterBase):
     label = "sharded redis adapter"
 
     def __init__(
-        self, nsp: Namespace, client: aioredis.Redis, key: str = "socket.io", requests_timeout: float = 5.0
+        self,
+        nsp: Namespace,
+        client: aioredis.Redis,
+        key: str = "socket.io",
+        requests_timeout: float = 5.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         #: This server's id in the cluster (16 hexadecimal digits, like Node's).
         self.uid = _hex_id()
@@ -61,7 +66,7 @@ class ShardedRedisAdapter(RedisAdapterBase):
         self.channel = f"{key}#{nsp.name}#"
         #: The channel of answers to this server.
         self.own_channel = f"{self.channel}{self.uid}#"
-        super().__init__(nsp, client, requests_timeout)
+        super().__init__(nsp, client, requests_timeout, connect_timeout)
 
     async def _subscribe(self, pubsub: Any) -> None:
         await pubsub.ssubscribe(self.channel, self.own_channel, *self._room_channels())
@@ -279,6 +284,7 @@ def sharded_redis_adapter(
     key: str = "socket.io",
     requests_timeout: float = 5.0,
     client: aioredis.Redis | None = None,
+    connect_timeout: float = 10.0,
 ) -> Callable[[Namespace], ShardedRedisAdapter]:
     """The ``adapter=`` argument of :class:`~tornad_io.Server` for a sharded cluster (Redis ≥ 7).
 
@@ -291,6 +297,6 @@ def sharded_redis_adapter(
     def make(nsp: Namespace) -> ShardedRedisAdapter:
         if not shared:
             shared.append(aioredis.Redis.from_url(url))
-        return ShardedRedisAdapter(nsp, shared[0], key, requests_timeout)
+        return ShardedRedisAdapter(nsp, shared[0], key, requests_timeout, connect_timeout)
 
     return make

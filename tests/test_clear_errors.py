@@ -10,10 +10,11 @@ import sys
 from typing import Any
 
 import pytest
+import socketio
 
-from tornad_io import Server
+from tornad_io import Server, Socket
 
-from .conftest import ROOT
+from .conftest import ROOT, WAIT
 
 
 def import_without(module: str, statement: str) -> subprocess.CompletedProcess[str]:
@@ -76,3 +77,62 @@ async def test_unreachable_redis_fails_init_in_time_naming_the_server(sharded: b
         assert not any("connection lost" in m for m in logged)  # it never had one
     finally:
         await io.shutdown(timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda io: io.emit("news", 1, room="sports"),
+            "emit() got an unexpected keyword argument 'room'; that is python-socketio's form, here select the "
+            "recipients first: io.to('sports').emit('news', ...)",
+        ),
+        (lambda io: io.emit("news", to="abc"), "io.to('abc').emit('news', ...) (a socket id is a room)"),
+        (
+            lambda io: io.emit("news", skip_sid="abc"),
+            "io.except_('abc').emit('news', ...), or emit from its socket with socket.broadcast.emit('news', ...)",
+        ),
+        (lambda io: io.emit("news", namespace="/admin"), "io.of('/admin').emit('news', ...)"),
+        (lambda io: io.emit("news", data={"a": 1}), "emit('news', {'a': 1})"),
+        (lambda io: io.send("hi", to="abc"), "send() got an unexpected keyword argument 'to'"),
+        (lambda io: io.of("/chat").emit("news", room="r"), "io.to('r').emit('news', ...)"),
+        (lambda io: io.to("a").emit("news", room="r"), "io.to('r').emit('news', ...)"),
+    ],
+)
+def test_python_socketio_keywords_say_what_to_write(call: Any, message: str) -> None:
+    io = Server()
+    with pytest.raises(TypeError) as raised:
+        call(io)
+    assert message in str(raised.value)
+
+
+def test_other_unknown_keywords_get_the_usual_message() -> None:
+    with pytest.raises(TypeError) as raised:
+        Server().emit("news", colour="red")  # type: ignore[arg-type]
+    assert str(raised.value) == "emit() got an unexpected keyword argument 'colour'"
+
+
+async def test_awaiting_a_broadcast_emit_works_and_delivers(serve: Any) -> None:
+    """python-socketio's ``await sio.emit(...)``: every broadcast emit may be awaited."""
+    io = Server()
+    connected: asyncio.Queue[Socket] = asyncio.Queue()
+    io.on("connect", lambda socket: connected.put_nowait(socket))
+    server = await serve(io.routes())
+    client = socketio.AsyncClient(reconnection=False)
+    got: asyncio.Queue[Any] = asyncio.Queue()
+    client.on("*", lambda event, *args: got.put_nowait((event, *args)))
+    await client.connect(server.url, transports=["websocket"], wait_timeout=WAIT)
+    try:
+        socket = await asyncio.wait_for(connected.get(), WAIT)
+        socket.join("room")
+        assert await io.emit("one", 1) is None
+        await io.send("two")
+        await io.to("room").emit("three", 3)
+        await io.sockets.emit("four")
+        await io.except_("nobody").emit("five")
+        await socket.broadcast.emit("not for the sender")
+        await io.of("/").send("six")
+        received = [await asyncio.wait_for(got.get(), WAIT) for _ in range(6)]
+        assert received == [("one", 1), ("message", "two"), ("three", 3), ("four",), ("five",), ("message", "six")]
+    finally:
+        await client.disconnect()

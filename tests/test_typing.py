@@ -160,6 +160,10 @@ def chat(socket: Socket, text: str) -> str:
 chat(1, "x")  # E: Argument 1 to "chat" has incompatible type "int"
 
 
+io.emit("news", room="sports")  # E: Argument "room" to "emit" of "Server" has incompatible type "str"
+io.to("sports").emit("news", skip_sid="x")  # E: Argument "skip_sid" to "emit" of "BroadcastOperator"
+
+
 @io.use  # E: Value of type variable "ConnectMiddlewareT"
 def two_arguments(socket: Socket, extra: int) -> None:
     pass

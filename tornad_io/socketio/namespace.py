@@ -19,14 +19,14 @@ import asyncio
 import inspect
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Pattern, Union, overload
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn, Pattern, Union, overload
 
 from .._typing import ConnectMiddlewareT, HandlerT
 from ..adapter import Adapter, FetchedSocket
 from ..exceptions import ConnectionRefused
 from . import codec
 from ._calls import call_user
-from .broadcast import AckResponses, BroadcastOperator
+from .broadcast import DONE, AckResponses, BroadcastOperator, unsupported_arguments
 from .socket import Socket
 
 if TYPE_CHECKING:
@@ -215,13 +215,21 @@ class Namespace:
         """How long the next ``emit_with_ack`` (or ``emit`` with a callback) waits, in seconds."""
         return self._operator().timeout(seconds)
 
-    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
-        """Send *event* to every socket of the namespace."""
-        self._operator().emit(event, *args, callback=callback)
+    def emit(self, event: str, *args: Any, callback: Handler | None = None, **unsupported: NoReturn) -> Awaitable[None]:
+        """Send *event* with *args* to every socket of the namespace.
 
-    def send(self, *args: Any) -> None:
-        """Emit a ``message`` event to every socket."""
-        self._operator().emit("message", *args)
+        See :meth:`BroadcastOperator.emit <tornad_io.BroadcastOperator.emit>`
+        for *callback* and the (optional) await.
+        """
+        if unsupported:
+            raise unsupported_arguments("emit", event, unsupported)
+        return self._operator().emit(event, *args, callback=callback)
+
+    def send(self, *args: Any, **unsupported: NoReturn) -> Awaitable[None]:
+        """Emit a ``message`` event with *args* to every socket of the namespace (awaiting is optional)."""
+        if unsupported:
+            raise unsupported_arguments("send", "message", unsupported)
+        return self._operator().emit("message", *args)
 
     async def emit_with_ack(self, event: str, *args: Any) -> AckResponses:
         """Send *event* to every socket and collect their acknowledgements."""
@@ -318,7 +326,10 @@ class ParentNamespace(Namespace):
         self.children[name] = child
         return child
 
-    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+    def emit(self, event: str, *args: Any, callback: Handler | None = None, **unsupported: NoReturn) -> Awaitable[None]:
         """Send *event* to every socket of every child namespace."""
+        if unsupported:
+            raise unsupported_arguments("emit", event, unsupported)
         for child in list(self.children.values()):
             child.emit(event, *args, callback=callback)
+        return DONE

@@ -6,14 +6,14 @@ import asyncio
 import logging
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Pattern, overload
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn, Pattern, overload
 
 from .._typing import ConnectMiddlewareT, HandlerT, NamespaceT
 from ..adapter import Adapter, AdapterFactory, FetchedSocket
 from ..engineio.server import Engine
 from ..engineio.session import Session
 from ..options import ServerOptions, ServerOptionsDict
-from .broadcast import AckResponses, BroadcastOperator
+from .broadcast import AckResponses, BroadcastOperator, unsupported_arguments
 from .client import Client
 from .namespace import Namespace, ParentNamespace
 
@@ -161,19 +161,26 @@ class Server:
         """
         return self.sockets.use(middleware)
 
-    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+    def emit(self, event: str, *args: Any, callback: Handler | None = None, **unsupported: NoReturn) -> Awaitable[None]:
         """Send *event* with *args* to every socket of the main namespace.
 
         With *callback*, every client is asked to acknowledge and the callback
         is called once as ``callback(error, responses)`` (see
         :meth:`BroadcastOperator.emit <tornad_io.BroadcastOperator.emit>`).
-        To select sockets first: ``io.to(room).emit(...)``.
+        To select sockets first: ``io.to(room).emit(...)``, not
+        python-socketio's ``to=``/``room=`` (a :exc:`TypeError` says so).
+        The packet is on its way when the call returns; ``await io.emit(...)``
+        works too, and finishes at once.
         """
-        self.sockets.emit(event, *args, callback=callback)
+        if unsupported:
+            raise unsupported_arguments("emit", event, unsupported)
+        return self.sockets.emit(event, *args, callback=callback)
 
-    def send(self, *args: Any) -> None:
-        """Emit a ``message`` event with *args* to every socket of the main namespace."""
-        self.sockets.send(*args)
+    def send(self, *args: Any, **unsupported: NoReturn) -> Awaitable[None]:
+        """Emit a ``message`` event with *args* to every socket of the main namespace (awaiting is optional)."""
+        if unsupported:
+            raise unsupported_arguments("send", "message", unsupported)
+        return self.sockets.send(*args)
 
     async def emit_with_ack(self, event: str, *args: Any) -> AckResponses:
         """Send *event* to every socket of the main namespace and wait for all their acknowledgements.

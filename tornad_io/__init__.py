@@ -6,7 +6,7 @@ clients. Start with :class:`Server`; the original SocketTornad.IO API
 Socket.IO 0.6 clients and today's clients from one handler class.
 """
 
-from .adapter import Adapter, BroadcastOptions
+from .adapter import Adapter, AdapterFactory, BroadcastOptions, FetchedSocket, RemoteHandshake
 from .exceptions import (
     AckTimeout,
     ConnectionRefused,
@@ -17,7 +17,7 @@ from .exceptions import (
 )
 from .httpserver import HTTPServer
 from .legacy_server import SocketIOServer
-from .options import ServerOptions
+from .options import ServerOptions, ServerOptionsDict
 from .socketio.broadcast import AckResponses, BroadcastOperator
 from .socketio.namespace import Namespace
 from .socketio.server import Server
@@ -29,17 +29,21 @@ __all__ = [
     "AckResponses",
     "AckTimeout",
     "Adapter",
+    "AdapterFactory",
     "BroadcastOperator",
     "BroadcastOptions",
     "ConnectionRefused",
     "Disconnected",
     "HTTPServer",
+    "FetchedSocket",
     "Handshake",
     "Namespace",
     "PayloadTooLarge",
     "ProtocolError",
+    "RemoteHandshake",
     "Server",
     "ServerOptions",
+    "ServerOptionsDict",
     "Socket",
     "SocketIOServer",
     "TornadIOError",

@@ -9,18 +9,117 @@ selection (sockets, fetch, join, leave, disconnect, server-side emit).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
 
 from .engineio.codec import shared
 from .socketio import codec
 
 if TYPE_CHECKING:
     from .socketio.namespace import Namespace
-    from .socketio.socket import Socket
+    from .socketio.socket import Handshake, Socket
+
+#: What ``Server(adapter=...)`` takes: anything that builds the adapter of a
+#: namespace from the namespace, such as the :class:`Adapter` class itself, a
+#: subclass, or the factory that :func:`tornad_io.cluster.redis_adapter` returns.
+AdapterFactory = Callable[["Namespace"], "Adapter"]
+
+
+class RemoteHandshake(dict[str, Any]):
+    """The handshake of a socket on another server, as the cluster carried it.
+
+    A dict (``handshake["auth"]``) that also reads like a local
+    :class:`~tornad_io.Handshake` (``handshake.auth``); a field the other
+    server did not send reads as empty.
+    """
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request headers of the handshake."""
+        return self.get("headers") or {}
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query parameters of the handshake."""
+        return self.get("query") or {}
+
+    @property
+    def auth(self) -> dict[str, Any]:
+        """The ``auth`` payload the client sent with its CONNECT packet."""
+        return self.get("auth") or {}
+
+    @property
+    def address(self) -> str:
+        """The client's address."""
+        return str(self.get("address", ""))
+
+    @property
+    def time(self) -> str:
+        """When the handshake happened, as the reference server writes it."""
+        return str(self.get("time", ""))
+
+    @property
+    def issued(self) -> int:
+        """When the handshake happened, in milliseconds since the epoch."""
+        return int(self.get("issued") or 0)
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connection used TLS."""
+        return bool(self.get("secure"))
+
+    @property
+    def xdomain(self) -> bool:
+        """Whether the request came from another origin."""
+        return bool(self.get("xdomain"))
+
+    @property
+    def url(self) -> str:
+        """The URL of the handshake request."""
+        return str(self.get("url", ""))
+
+
+class FetchedSocket(Protocol):
+    """A socket as ``fetch_sockets()`` returns it: a local :class:`~tornad_io.Socket`
+    or a :class:`~tornad_io.cluster.RemoteSocket` on another server of the cluster.
+
+    Both carry what the socket was when fetched (id, rooms, data, handshake)
+    and reach it through the adapter (emit, join, leave, disconnect). For a
+    remote socket, ``data`` and ``rooms`` are copies: changing them changes
+    nothing on the other server.
+    """
+
+    @property
+    def id(self) -> str:
+        """The socket's id (also a room that holds only this socket)."""
+
+    @property
+    def rooms(self) -> set[str]:
+        """The rooms the socket is in, its own id included."""
+
+    @property
+    def data(self) -> Any:
+        """The application's data stored on the socket (``socket.data``)."""
+
+    @property
+    def handshake(self) -> Handshake | RemoteHandshake:
+        """What the client's connection request said."""
+
+    def emit(self, event: str, /, *args: Any) -> bool:
+        """Send *event* with *args* to this socket's client."""
+
+    def join(self, rooms: str | Iterable[str]) -> None:
+        """Make the socket join one room or several."""
+
+    def leave(self, room: str) -> None:
+        """Make the socket leave *room*."""
+
+    def disconnect(self, close: bool = False) -> None:
+        """Disconnect the socket (and its whole connection if *close*)."""
 
 
 class BroadcastOptions:
-    """Which sockets a broadcast reaches, and how."""
+    """Which sockets a broadcast reaches, and how: what the adapter gets from a
+    :class:`~tornad_io.BroadcastOperator` chain."""
 
     __slots__ = ("rooms", "except_rooms", "volatile", "compress", "local", "timeout")
 
@@ -33,20 +132,34 @@ class BroadcastOptions:
         local: bool = False,
         timeout: float | None = None,
     ) -> None:
+        #: The rooms selected (any of them); empty means every socket.
         self.rooms = rooms
+        #: The rooms whose sockets are left out.
         self.except_rooms = except_rooms
+        #: Drop the packet for clients that cannot take it right now.
         self.volatile = volatile
+        #: Whether the packet may be compressed.
         self.compress = compress
+        #: Only this server's sockets (no cluster traffic).
         self.local = local
+        #: Seconds to wait for acknowledgements, or None for no limit.
         self.timeout = timeout
 
 
 class Adapter:
-    """In-memory rooms and delivery for one namespace on one process."""
+    """In-memory rooms and delivery for one namespace on one process.
+
+    The server builds one per namespace (``adapter(namespace)``). A custom or
+    cluster adapter subclasses it and overrides what goes beyond one process
+    (the delivery and bulk methods); the rooms index stays local.
+    """
 
     def __init__(self, nsp: Namespace) -> None:
+        #: The namespace this adapter serves.
         self.nsp = nsp
+        #: Room → ids of the sockets in it.
         self.rooms: dict[str, set[str]] = {}
+        #: Socket id → the rooms it is in.
         self.sids: dict[str, set[str]] = {}
 
     async def init(self) -> None:
@@ -181,7 +294,7 @@ class Adapter:
         opts = BroadcastOptions(rooms=frozenset(rooms))
         return {socket.id for socket in self._select(opts)}
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
         """The sockets a selection matches (local ones only in memory)."""
         return list(self._select(opts))
 

@@ -30,7 +30,9 @@ class ConnectionRefused(TornadIOError):
 
     def __init__(self, message: str = "Connection refused", data: Any = None) -> None:
         super().__init__(message)
+        #: What the client receives as the error's ``message``.
         self.message = message
+        #: What the client receives as the error's ``data`` (None: none sent).
         self.data = data
 
 
@@ -48,7 +50,9 @@ class AckTimeout(TornadIOError, TimeoutError):
         missing: list[str] | None = None,
     ) -> None:
         super().__init__(message)
+        #: The answers that did arrive, by socket id (broadcasts only).
         self.responses: dict[str, Any] = responses or {}
+        #: The ids of the sockets that did not answer in time (broadcasts only).
         self.missing: list[str] = missing or []
 
 

@@ -2,7 +2,7 @@
 
 :class:`HTTPServer` is ``tornado.httpserver.HTTPServer`` with two changes:
 
-- its defaults bound what one client can hold (:func:`http_server_options`):
+- its defaults bound what one client can hold (:func:`~tornad_io.httpserver.http_server_options`):
   idle connections and slow headers close, bodies have a deadline and a size
   cap checked before they are read;
 - when the process runs out of file descriptors, the accept loop backs off
@@ -53,13 +53,14 @@ def http_server_options(
 class HTTPServer(tornado.httpserver.HTTPServer):
     """``tornado.httpserver.HTTPServer`` with bounded defaults and an accept loop that backs off.
 
-    Keyword arguments not given default to :func:`http_server_options` (pass
+    Keyword arguments not given default to :func:`~tornad_io.httpserver.http_server_options` (pass
     ``max_http_buffer_size`` to size the body cap); any given one wins.
     """
 
     def initialize(  # type: ignore[override]  # adds max_http_buffer_size, keeps the rest
         self, request_callback: Any, max_http_buffer_size: int = 1_000_000, **kwargs: Any
     ) -> None:
+        """Called by Tornado's constructor: *kwargs* over :func:`~tornad_io.httpserver.http_server_options` defaults."""
         options = http_server_options(max_http_buffer_size)
         options.update(kwargs)
         super().initialize(request_callback, **options)

@@ -28,6 +28,16 @@ class SocketIOServer:
     timeouts and a body cap sized for the routes' ``max_http_buffer_size`` apply
     unless *server_kwargs* say otherwise; the Flash policy server listens on
     ``socket_io_address`` too.
+
+    :ivar application: The ``tornado.web.Application`` served.
+    :ivar port: The port to listen on (``socket_io_port``).
+    :ivar address: The address to listen on (``socket_io_address``; ``""``: all).
+    :ivar protocols: The ``enabled_protocols`` setting, or None for all.
+    :ivar flash_policy_port: The Flash policy server's port (``flash_policy_port``).
+    :ivar flash_policy_file: The policy file to serve (``flash_policy_file``), or None for the packaged one.
+    :ivar server_kwargs: The keyword arguments for :class:`tornad_io.HTTPServer`.
+    :ivar http: The ``HTTPServer`` once started, else None.
+    :ivar flash: The :class:`~tornad_io.websocket.flash.FlashPolicyServer` once started, if Flash is enabled.
     """
 
     def __init__(self, application: tornado.web.Application, auto_start: bool = True, **server_kwargs: Any) -> None:
@@ -52,6 +62,7 @@ class SocketIOServer:
 
     @property
     def flash_enabled(self) -> bool:
+        """Whether ``flashsocket`` is enabled, so the Flash policy server runs."""
         return self.protocols is None or "flashsocket" in self.protocols
 
     def start(self) -> None:
@@ -67,6 +78,7 @@ class SocketIOServer:
             )
 
     def stop(self) -> None:
+        """Stop listening (HTTP and Flash policy); the loop goes on."""
         if self.http is not None:
             self.http.stop()
         if self.flash is not None:

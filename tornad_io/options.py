@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Sequence, TypedDict, Union
 from urllib.parse import urlsplit
 
 OriginSetting = Union[None, str, Sequence[str], Callable[[str], bool]]
@@ -98,6 +98,7 @@ class ServerOptions:
     access_log_query: bool = False
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if not self.path.startswith("/"):
             self.path = "/" + self.path
         if not self.path.endswith("/"):
@@ -158,3 +159,126 @@ class ServerOptions:
         if unknown:
             raise TypeError(f"unknown server option(s): {', '.join(sorted(unknown))}")
         return cls(**kwargs)
+
+
+class ServerOptionsDict(TypedDict, total=False):
+    """The keyword arguments of ``Server(...)``: the fields of :class:`ServerOptions`.
+
+    Every key is optional; a missing one keeps its default. It exists so that
+    editors complete the options of :class:`~tornad_io.Server` and mypy checks
+    their types (``Server(**options: Unpack[ServerOptionsDict])``). The test
+    ``tests/test_options.py`` fails when a field is added to one and not the other.
+    """
+
+    path: str
+    ping_interval: float
+    ping_timeout: float
+    upgrade_timeout: float
+    max_http_buffer_size: int
+    transports: tuple[str, ...]
+    allow_upgrades: bool
+    per_message_deflate: bool | dict[str, Any]
+    http_compression_threshold: int | None
+    cors_allowed_origins: OriginSetting
+    cors_credentials: bool
+    cookie: bool | dict[str, Any]
+    trusted_proxies: Sequence[str]
+    connect_timeout: float
+    max_buffered_bytes: int
+    max_connections: int | None
+    handshake_rate_per_ip: float | None
+    max_attachments: int
+    legacy_heartbeat_interval: float
+    legacy_heartbeat_timeout: float
+    legacy_close_timeout: float
+    legacy_poll_duration: float
+    legacy_origins: Sequence[str]
+    allow_request: Callable[[Any], Any] | None
+    jsonp: bool
+    cleanup_empty_child_namespaces: bool
+    access_log_query: bool
+
+
+def _check_types(options: ServerOptions) -> None:
+    """Raise :exc:`TypeError` naming the first option whose value is not of its annotated type.
+
+    Lenient where it harms nothing: an int is a float, and a list (or set) of
+    strings stands for a tuple or sequence of them.
+    """
+    for name, hint in _option_types().items():
+        value = getattr(options, name)
+        if not _matches(value, hint):
+            message = f"option {name} must be {_describe(hint)}, not {type(value).__name__}: {value!r}"
+            if name == "ping_interval" and isinstance(value, (tuple, list)):
+                message += (
+                    " (python-socketio's (interval, grace) pair has no equivalent here: give ping_interval"
+                    " alone, and set ping_timeout for how long a pong may take)"
+                )
+            raise TypeError(message)
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def _option_types() -> dict[str, Any]:
+    """Each field of :class:`ServerOptions` with its annotation, resolved (computed once)."""
+    if not _HINTS:
+        import typing
+
+        hints = typing.get_type_hints(ServerOptions)
+        _HINTS.update((field.name, hints[field.name]) for field in dataclasses.fields(ServerOptions))
+    return _HINTS
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    import collections.abc
+    import types
+    import typing
+
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is tuple or origin is collections.abc.Sequence:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, (list, tuple, set, frozenset)) and all(_matches(v, item) for v in value)
+    if origin is collections.abc.Callable:
+        return callable(value)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    try:
+        return isinstance(value, origin or hint)
+    except TypeError:  # a kind of annotation not checked here: let the value through
+        return True
+
+
+def _describe(hint: Any) -> str:
+    """The expected type in words: ``a number``, ``a list or tuple of str``, ``an int or None``…"""
+    import collections.abc
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
+    if hint is None or hint is type(None):
+        return "None"
+    if hint is float:
+        return "a number"
+    if hint is int:
+        return "an int"
+    if origin is tuple or origin is collections.abc.Sequence:
+        return f"a list or tuple of {typing.get_args(hint)[0].__name__}"
+    if origin is collections.abc.Callable:
+        return "a callable"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(hint))
+    name = getattr(origin or hint, "__name__", str(hint))
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"

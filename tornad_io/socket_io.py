@@ -50,6 +50,7 @@ from .transports.legacy import LEGACY_TRANSPORTS, SocketIORouteHandler
 
 log = logging.getLogger("tornad_io.seed")
 
+#: The six Socket.IO 0.6 transports, in the original's order.
 PROTOCOLS = LEGACY_TRANSPORTS
 
 _ROUTE_GROUPS = frozenset({"resource", "protocol", "session_id", "tail"})
@@ -68,6 +69,10 @@ class SocketIOHandler:
     Override :meth:`on_open`, :meth:`on_message` and :meth:`on_close`; call
     :meth:`send`. Class attribute ``server_options`` passes options to the
     class's :class:`~tornad_io.Server` (for example ``legacy_origins``).
+
+    :cvar server_options: Options of the class's :class:`~tornad_io.Server`
+        (keyword arguments of ``Server(...)``); set before the first connection.
+    :ivar socket: The :class:`~tornad_io.Socket` of this connection, for the modern API.
     """
 
     server_options: ClassVar[dict[str, Any]] = {}
@@ -122,6 +127,7 @@ class SocketIOHandler:
 
     @property
     def id(self) -> str:
+        """The connection's id (its socket's id)."""
         return self.socket.id
 
     def broadcast(self, message: Any, include_self: bool = False) -> None:
@@ -130,9 +136,11 @@ class SocketIOHandler:
         target.emit("message", message)
 
     def join(self, room: str) -> None:
+        """Join *room*: ``to(room)`` and ``io().to(room)`` then reach this connection."""
         self.socket.join(room)
 
     def leave(self, room: str) -> None:
+        """Leave *room*."""
         self.socket.leave(room)
 
     def to(self, room: str) -> BroadcastOperator:
@@ -233,7 +241,11 @@ def _build_server(cls: type[SocketIOHandler]) -> Server:
 
 
 class RouteMatcher(tornado.routing.Matcher):
-    """Matches ``/<resource><sep><extra>/<transport>/…`` (0.6) or ``/<resource><sep><extra>/`` (v4)."""
+    """Matches ``/<resource><sep><extra>/<transport>/…`` (0.6) or ``/<resource><sep><extra>/`` (v4).
+
+    :ivar legacy: The compiled pattern of 0.6 transport URLs.
+    :ivar modern: The compiled pattern of the Engine.IO v4 URL.
+    """
 
     def __init__(self, resource: str, extra_re: str | None, extra_sep: str) -> None:
         if extra_re is None:

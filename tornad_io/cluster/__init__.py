@@ -2,11 +2,24 @@
 ``@socket.io/redis-adapter`` (classic, and sharded for Redis 7), so Python and Node
 servers share a cluster and ``@socket.io/redis-emitter`` emits into it."""
 
-from .base import ClusterTimeout, RedisAdapterBase, RemoteSocket
+try:
+    import msgpack  # noqa: F401
+    import redis.asyncio  # noqa: F401
+except ModuleNotFoundError as error:  # the optional dependencies are not installed
+    missing = (error.name or "").split(".")[0]
+    if missing not in ("msgpack", "redis"):
+        raise
+    raise ImportError(
+        f"the Redis adapters need the optional dependencies redis and msgpack ({missing} is missing): "
+        "pip install 'tornad_io[redis]'"
+    ) from error
+
+from .base import ClusterConnectionError, ClusterTimeout, RedisAdapterBase, RemoteSocket
 from .classic import RedisAdapter, encode_broadcast, redis_adapter
 from .sharded import ShardedRedisAdapter, sharded_redis_adapter
 
 __all__ = [
+    "ClusterConnectionError",
     "ClusterTimeout",
     "RedisAdapter",
     "RedisAdapterBase",

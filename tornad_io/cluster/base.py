@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 import msgpack
 import redis.asyncio as aioredis  # noqa: F401 - for type annotations
+from redis.asyncio.connection import SSLConnection
 from redis.exceptions import RedisError
 
-from ..adapter import Adapter, BroadcastOptions
+from ..adapter import Adapter, BroadcastOptions, RemoteHandshake
 from ..exceptions import TornadIOError
 from ..socketio import codec
 from ..socketio._calls import spawn
@@ -40,6 +41,23 @@ class ClusterTimeout(TornadIOError, TimeoutError):
     """A cluster request did not get every server's answer in time."""
 
 
+class ClusterConnectionError(TornadIOError, ConnectionError):
+    """The adapter could not reach Redis within its ``connect_timeout`` (from ``await io.init()``).
+
+    The message names the server tried and the last error. The adapter keeps
+    trying in the background; ``await io.shutdown()`` stops it.
+    """
+
+
+def redis_location(client: aioredis.Redis) -> str:
+    """Where *client* connects, as a URL without credentials (for messages)."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    scheme = "rediss" if issubclass(client.connection_pool.connection_class, SSLConnection) else "redis"
+    return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
 def _plain(value: Any) -> Any:
     """Tuples as lists, sets as lists: what msgpack and JSON take."""
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -61,13 +79,23 @@ def _rooms(values: Iterable[Any] | None) -> frozenset[str]:
 
 
 class RemoteSocket:
-    """A socket on another server, from ``fetch_sockets()``: data, and the operations that reach it."""
+    """A socket on another server, as ``fetch_sockets()`` returns it.
+
+    ``id``, ``handshake``, ``rooms`` and ``data`` are what the other server
+    reported when asked; :meth:`emit`, :meth:`join`, :meth:`leave` and
+    :meth:`disconnect` reach the socket through the cluster. It offers what a
+    local :class:`~tornad_io.Socket` offers of :class:`~tornad_io.FetchedSocket`.
+    """
 
     def __init__(self, adapter: Adapter, details: dict[str, Any]) -> None:
         self._adapter = adapter
+        #: The socket's id.
         self.id: str = details["id"]
-        self.handshake: dict[str, Any] = details.get("handshake", {})
+        #: Its handshake, readable as a dict or by attribute like a local one.
+        self.handshake: RemoteHandshake = RemoteHandshake(details.get("handshake") or {})
+        #: The rooms it was in when fetched (a copy).
         self.rooms: set[str] = set(details.get("rooms", ()))
+        #: Its ``socket.data`` when fetched (a copy).
         self.data: Any = details.get("data")
 
     def __repr__(self) -> str:
@@ -76,16 +104,21 @@ class RemoteSocket:
     def _only_me(self) -> BroadcastOptions:
         return BroadcastOptions(rooms=frozenset((self.id,)))
 
-    def emit(self, event: str, *args: Any) -> None:
+    def emit(self, event: str, *args: Any) -> bool:
+        """Send *event* to this socket's client, through the cluster (no acknowledgement)."""
         self._adapter.broadcast(codec.Packet(codec.EVENT, self._adapter.nsp.name, [event, *args]), self._only_me())
+        return True
 
     def join(self, rooms: str | Iterable[str]) -> None:
+        """Make the socket join one room or several, on its server."""
         self._adapter.add_sockets(self._only_me(), [rooms] if isinstance(rooms, str) else rooms)
 
     def leave(self, room: str) -> None:
+        """Make the socket leave *room*, on its server."""
         self._adapter.del_sockets(self._only_me(), [room])
 
     def disconnect(self, close: bool = False) -> None:
+        """Disconnect the socket (and its whole connection if *close*), on its server."""
         self._adapter.disconnect_sockets(self._only_me(), close)
 
 
@@ -107,12 +140,21 @@ class RedisAdapterBase(Adapter):
     """The in-memory adapter plus a Redis subscription kept alive, publishing with retries, and
     requests that gather one answer per other server."""
 
+    #: How the adapter names itself in log messages.
     label = "redis adapter"
 
-    def __init__(self, nsp: Namespace, client: aioredis.Redis, requests_timeout: float) -> None:
+    def __init__(
+        self, nsp: Namespace, client: aioredis.Redis, requests_timeout: float, connect_timeout: float = 10.0
+    ) -> None:
         super().__init__(nsp)
+        #: The redis-py asyncio client, shared by the namespaces of one factory.
         self.client = client
+        #: Seconds a request to the other servers (fetch, server-side emit) waits for their answers.
         self.requests_timeout = requests_timeout
+        #: Seconds :meth:`init` waits for the subscription before it raises :exc:`ClusterConnectionError`.
+        self.connect_timeout = connect_timeout
+        self._connected_once = False
+        self._last_error: BaseException | None = None
         self._pending: dict[str, Pending] = {}
         self._ready = asyncio.Event()
         self._closed = False
@@ -143,11 +185,25 @@ class RedisAdapterBase(Adapter):
             self._listener = spawn(self._listen())
 
     async def init(self) -> None:
-        """Wait until the subscriptions are in place."""
+        """Wait until the subscriptions are in place.
+
+        Raises :exc:`ClusterConnectionError`, naming the Redis server, when
+        they are not within :attr:`connect_timeout` seconds.
+        """
         self._start()
-        await self._ready.wait()
+        if self._ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._ready.wait(), self.connect_timeout)
+        except asyncio.TimeoutError:
+            reason = f" (last error: {self._last_error})" if self._last_error is not None else ""
+            raise ClusterConnectionError(
+                f"{self.label} {self.nsp.name}: could not subscribe on Redis at {redis_location(self.client)} "
+                f"within {self.connect_timeout:g} s{reason}"
+            ) from None
 
     async def close(self) -> None:
+        """Stop listening; requests still waiting fail with :class:`ClusterTimeout`."""
         self._closed = True
         if self._listener is not None:
             self._listener.cancel()
@@ -164,9 +220,11 @@ class RedisAdapterBase(Adapter):
             self._pubsub = pubsub
             try:
                 await self._subscribe(pubsub)
-                if delay > 0.1:
+                if delay > 0.1 and self._connected_once:
                     log.warning("%s %s: reconnected and subscribed again", self.label, self.nsp.name)
                 delay = 0.1
+                self._connected_once = True
+                self._last_error = None
                 self._ready.set()
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -178,7 +236,20 @@ class RedisAdapterBase(Adapter):
             except (RedisError, OSError) as error:
                 self._ready.clear()
                 self._pubsub = None
-                log.warning("%s %s: connection lost (%s); retrying in %.1fs", self.label, self.nsp.name, error, delay)
+                self._last_error = error
+                if self._connected_once:
+                    log.warning(
+                        "%s %s: connection lost (%s); retrying in %.1fs", self.label, self.nsp.name, error, delay
+                    )
+                else:
+                    log.warning(
+                        "%s %s: cannot connect to Redis at %s (%s); retrying in %.1fs",
+                        self.label,
+                        self.nsp.name,
+                        redis_location(self.client),
+                        error,
+                        delay,
+                    )
                 try:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except Exception:  # noqa: BLE001 - the connection is gone anyway

@@ -15,7 +15,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..adapter import BroadcastOptions
+from ..adapter import BroadcastOptions, FetchedSocket
 from ..socketio import codec
 from ..socketio._calls import call_user
 from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log, uid
@@ -49,16 +49,24 @@ class RedisAdapter(RedisAdapterBase):
         key: str = "socket.io",
         requests_timeout: float = 5.0,
         publish_on_specific_response_channel: bool = False,
+        connect_timeout: float = 10.0,
     ) -> None:
+        #: This server's id in the cluster (6 characters, like Node's).
         self.uid = uid()
+        #: The prefix of every channel (``socket.io`` by default, as in Node).
         self.key = key
+        #: Whether answers go to the requester's own response channel.
         self.specific_response = publish_on_specific_response_channel
         name = nsp.name
+        #: The broadcast channel of the namespace; a room's is this plus ``<room>#``.
         self.channel = f"{key}#{name}#"
+        #: The channel of requests to every server of the namespace.
         self.request_channel = f"{key}-request#{name}#"
+        #: The channel of answers to requests.
         self.response_channel = f"{key}-response#{name}#"
+        #: The channel of answers to this server only.
         self.specific_response_channel = f"{self.response_channel}{self.uid}#"
-        super().__init__(nsp, client, requests_timeout)
+        super().__init__(nsp, client, requests_timeout, connect_timeout)
 
     async def _subscribe(self, pubsub: Any) -> None:
         await pubsub.psubscribe(self.channel + "*")
@@ -259,8 +267,8 @@ class RedisAdapter(RedisAdapterBase):
         payload = _dumps({"uid": self.uid, "requestId": request_id, **request})
         return await self._gather(kind, request_id, lambda: self._send(self.request_channel, payload))
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
-        local = list(self._select(opts))
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
+        local: list[FetchedSocket] = list(self._select(opts))
         if opts.local:
             return local
         request = {
@@ -319,13 +327,27 @@ def redis_adapter(
     requests_timeout: float = 5.0,
     publish_on_specific_response_channel: bool = False,
     client: aioredis.Redis | None = None,
+    connect_timeout: float = 10.0,
 ) -> Callable[[Namespace], RedisAdapter]:
-    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a Redis cluster."""
+    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a Redis cluster (classic format).
+
+    ``Server(adapter=redis_adapter("redis://host:6379/0"))``: every server
+    (Python or Node, with ``@socket.io/redis-adapter``'s ``createAdapter``)
+    using the same Redis and *key* forms one cluster. *requests_timeout* bounds
+    the wait for other servers' answers (``fetch_sockets``, server-side emit
+    with acks); *publish_on_specific_response_channel* is Node's option of that
+    name. Pass *client* to share a redis-py asyncio client; otherwise one is
+    made from *url* on first use and shared by the server's namespaces.
+    ``await io.init()`` raises :exc:`ClusterConnectionError` when Redis cannot
+    be reached within *connect_timeout* seconds.
+    """
     shared: list[aioredis.Redis] = [client] if client is not None else []
 
     def make(nsp: Namespace) -> RedisAdapter:
         if not shared:
             shared.append(aioredis.Redis.from_url(url))
-        return RedisAdapter(nsp, shared[0], key, requests_timeout, publish_on_specific_response_channel)
+        return RedisAdapter(
+            nsp, shared[0], key, requests_timeout, publish_on_specific_response_channel, connect_timeout
+        )
 
     return make

@@ -15,7 +15,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..adapter import BroadcastOptions
+from ..adapter import BroadcastOptions, FetchedSocket
 from ..socketio import codec
 from ..socketio._calls import call_user, spawn
 from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log
@@ -49,15 +49,24 @@ class ShardedRedisAdapter(RedisAdapterBase):
     envelopes ``{type, data, uid, nsp}`` in JSON (msgpack when they carry binary), one channel per
     public room, responses on ``<key>#<nsp>#<uid>#``, servers counted with ``PUBSUB SHARDNUMSUB``."""
 
+    #: How the adapter names itself in log messages.
     label = "sharded redis adapter"
 
     def __init__(
-        self, nsp: Namespace, client: aioredis.Redis, key: str = "socket.io", requests_timeout: float = 5.0
+        self,
+        nsp: Namespace,
+        client: aioredis.Redis,
+        key: str = "socket.io",
+        requests_timeout: float = 5.0,
+        connect_timeout: float = 10.0,
     ) -> None:
+        #: This server's id in the cluster (16 hexadecimal digits, like Node's).
         self.uid = _hex_id()
+        #: The namespace's channel; a public room's is this plus ``<room>#``.
         self.channel = f"{key}#{nsp.name}#"
+        #: The channel of answers to this server.
         self.own_channel = f"{self.channel}{self.uid}#"
-        super().__init__(nsp, client, requests_timeout)
+        super().__init__(nsp, client, requests_timeout, connect_timeout)
 
     async def _subscribe(self, pubsub: Any) -> None:
         await pubsub.ssubscribe(self.channel, self.own_channel, *self._room_channels())
@@ -235,8 +244,8 @@ class ShardedRedisAdapter(RedisAdapterBase):
         envelope = self._envelope(kind, {**data, "requestId": request_id})
         return await self._gather(kind, request_id, lambda: self._publish(self.channel, envelope))
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
-        local = list(self._select(opts))
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
+        local: list[FetchedSocket] = list(self._select(opts))
         if opts.local:
             return local
         remote = await self._request(S_FETCH_SOCKETS, {"opts": _opts_dict(opts)})
@@ -275,13 +284,19 @@ def sharded_redis_adapter(
     key: str = "socket.io",
     requests_timeout: float = 5.0,
     client: aioredis.Redis | None = None,
+    connect_timeout: float = 10.0,
 ) -> Callable[[Namespace], ShardedRedisAdapter]:
-    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a sharded (Redis 7) cluster."""
+    """The ``adapter=`` argument of :class:`~tornad_io.Server` for a sharded cluster (Redis ≥ 7).
+
+    ``Server(adapter=sharded_redis_adapter("redis://host:6379/0"))``: the
+    format of Node's ``createShardedAdapter`` (``SSUBSCRIBE``/``SPUBLISH``),
+    for Redis Cluster. The parameters are those of :func:`redis_adapter`.
+    """
     shared: list[aioredis.Redis] = [client] if client is not None else []
 
     def make(nsp: Namespace) -> ShardedRedisAdapter:
         if not shared:
             shared.append(aioredis.Redis.from_url(url))
-        return ShardedRedisAdapter(nsp, shared[0], key, requests_timeout)
+        return ShardedRedisAdapter(nsp, shared[0], key, requests_timeout, connect_timeout)
 
     return make

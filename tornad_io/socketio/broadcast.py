@@ -7,14 +7,14 @@ chain can be kept and reused (``room = io.to("room")``).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Iterable, NoReturn
 
 from ..adapter import BroadcastOptions
 from ..exceptions import AckTimeout
 from . import codec
 
 if TYPE_CHECKING:
-    from ..adapter import Adapter
+    from ..adapter import Adapter, FetchedSocket
 
 
 def _rooms(rooms: tuple[Any, ...]) -> frozenset[str]:
@@ -27,21 +27,72 @@ def _rooms(rooms: tuple[Any, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
+class _Done:
+    """What a broadcast emit returns: an awaitable that is already finished.
+
+    So python-socketio's ``await sio.emit(...)`` works here too; the emit has
+    happened when the call returns, awaiting adds nothing. One shared
+    instance: returning it costs a global lookup.
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that ends at once
+
+    def __repr__(self) -> str:
+        return "<emitted>"
+
+
+DONE: Awaitable[None] = _Done()
+
+# python-socketio's keyword arguments of emit/send, and what to write here instead.
+_INSTEAD = {
+    "to": "select the recipients first: io.to({value!r}).emit({event!r}, ...) (a socket id is a room)",
+    "room": "select the recipients first: io.to({value!r}).emit({event!r}, ...) (a socket id is a room)",
+    "skip_sid": "leave a socket out with io.except_({value!r}).emit({event!r}, ...), or emit from its socket with "
+    "socket.broadcast.emit({event!r}, ...)",
+    "namespace": "emit on the namespace: io.of({value!r}).emit({event!r}, ...)",
+    "data": "pass the event's arguments after its name: emit({event!r}, {value!r})",
+    "ignore_queue": "reach only this server's sockets with io.local.emit({event!r}, ...)",
+}
+
+
+def unsupported_arguments(method: str, event: Any, arguments: dict[str, Any]) -> TypeError:
+    """The error for keyword arguments an emit does not take, saying what to write instead."""
+    name, value = next(iter(arguments.items()))
+    message = f"{method}() got an unexpected keyword argument {name!r}"
+    instead = _INSTEAD.get(name)
+    if instead is not None:
+        message += "; that is python-socketio's form, here " + instead.format(value=value, event=event)
+    return TypeError(message)
+
+
 class AckResponses(list):  # type: ignore[type-arg]
     """The answers to a broadcast with acknowledgement, in arrival order.
 
-    ``by_sid`` maps each answering local socket's id to its answer.
+    Each answer is the first argument the client acknowledged with.
     """
 
+    #: Each answering local socket's id → its answer (answers from other
+    #: servers of a cluster are in the list only).
     by_sid: dict[str, Any]
 
 
 class BroadcastOperator:
-    """A selection of sockets and the flags of the next emit."""
+    """A selection of sockets and the flags of the next emit.
+
+    Made by ``io.to(...)``, ``io.except_(...)``, ``socket.broadcast`` and the
+    like; each operator returns a new one, so a chain can be kept and reused.
+    End the chain with :meth:`emit`, :meth:`emit_with_ack` or a bulk
+    operation (:meth:`fetch_sockets`, :meth:`sockets_join`, …).
+    """
 
     __slots__ = ("adapter", "_opts")
 
     def __init__(self, adapter: Adapter, opts: BroadcastOptions | None = None) -> None:
+        #: The adapter of the namespace the selection is in.
         self.adapter = adapter
         self._opts = opts or BroadcastOptions()
 
@@ -83,20 +134,31 @@ class BroadcastOperator:
 
     # -- emitting ----------------------------------------------------------------
 
-    def emit(self, event: str, *args: Any, callback: Callable[..., Any] | None = None) -> None:
-        """Send *event* to the selection.
+    def emit(
+        self, event: str, *args: Any, callback: Callable[..., Any] | None = None, **unsupported: NoReturn
+    ) -> Awaitable[None]:
+        """Send *event* with *args* to the selection.
 
         With *callback*, every client is asked to acknowledge; the callback is
         called once as ``callback(error, responses)`` when all have answered or
         the timeout passed (``error`` is then an :class:`AckTimeout`).
+
+        The packet is on its way when the call returns. The return value may
+        be ignored, or awaited (``await io.emit(...)``, as with
+        python-socketio), which finishes at once. python-socketio's keyword
+        arguments (``to=``, ``room=``, ``skip_sid=``, ``namespace=``) raise a
+        :exc:`TypeError` that says what to write instead.
         """
+        if unsupported:
+            raise unsupported_arguments("emit", event, unsupported)
         if event in codec.RESERVED_EVENTS:
             raise ValueError(f'"{event}" is a reserved event name')
         packet = codec.Packet(codec.EVENT, self.adapter.nsp.name, [event, *args])
         if callback is None:
             self.adapter.broadcast(packet, self._opts)
-            return
+            return DONE
         self._broadcast_with_ack(packet, callback)
+        return DONE
 
     async def emit_with_ack(self, event: str, *args: Any) -> AckResponses:
         """Send *event* and wait for every client's acknowledgement.
@@ -176,7 +238,7 @@ class BroadcastOperator:
 
     # -- bulk operations ---------------------------------------------------------
 
-    async def fetch_sockets(self) -> list[Any]:
+    async def fetch_sockets(self) -> list[FetchedSocket]:
         """The sockets of the selection (across the cluster with a cluster adapter)."""
         return await self.adapter.fetch_sockets(self._opts)
 

@@ -19,14 +19,15 @@ import asyncio
 import inspect
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Pattern, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn, Pattern, Union, overload
 
 from .._logsafe import safe_repr
-from ..adapter import Adapter
+from .._typing import ConnectMiddlewareT, HandlerT
+from ..adapter import Adapter, FetchedSocket
 from ..exceptions import ConnectionRefused
 from . import codec
 from ._calls import call_user, spawn
-from .broadcast import AckResponses, BroadcastOperator
+from .broadcast import DONE, AckResponses, BroadcastOperator, unsupported_arguments
 from .socket import Socket
 
 if TYPE_CHECKING:
@@ -42,7 +43,13 @@ _ALIASES = {"connection": "connect"}
 
 
 class Namespace:
-    """A communication channel multiplexed over one connection (``/`` by default)."""
+    """A communication channel multiplexed over one connection (``/`` by default).
+
+    Get one with ``io.of(name)``, or subclass it with ``on_<event>`` methods
+    and pass an instance to :meth:`Server.register_namespace
+    <tornad_io.Server.register_namespace>`. Its broadcasting methods reach
+    the sockets of this namespace only.
+    """
 
     _method_handlers: dict[str, str] = {}
 
@@ -58,9 +65,13 @@ class Namespace:
         cls._method_handlers = handlers
 
     def __init__(self, name: str = "/") -> None:
+        #: The namespace's name, such as ``/`` or ``/admin``.
         self.name = name
+        #: The :class:`~tornad_io.Server` serving it (set when it is registered).
         self.server: Server = None  # type: ignore[assignment]  # set by Server.register
+        #: The connected sockets of this server, by id.
         self.sockets: dict[str, Socket] = {}
+        #: The rooms index and delivery of this namespace (built by the server's adapter factory).
         self.adapter: Adapter = None  # type: ignore[assignment]
         self._handlers: dict[Any, Handler] = {}
         self._any: list[Handler] = []
@@ -82,8 +93,22 @@ class Namespace:
 
     # -- registration ------------------------------------------------------------
 
+    @overload
+    def on(self, event: str) -> Callable[[HandlerT], HandlerT]: ...
+
+    @overload
+    def on(self, event: str, handler: HandlerT) -> HandlerT: ...
+
     def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register the handler of *event*; usable as a decorator."""
+        """Register the handler of *event*; usable as a decorator (``@nsp.on("chat")``).
+
+        The handler gets the :class:`~tornad_io.Socket`, then the event's
+        arguments, and may be a coroutine function; its return value (a tuple
+        for several values) is the acknowledgement when the client asked for
+        one. ``connect`` (alias ``connection``) gets the socket;
+        ``disconnecting`` and ``disconnect`` get the socket and the reason.
+        One handler per event: registering again replaces it.
+        """
         event = _ALIASES.get(event, event)
 
         def register(fn: Handler) -> Handler:
@@ -92,16 +117,16 @@ class Namespace:
 
         return register(handler) if handler is not None else register
 
-    def event(self, handler: Handler) -> Handler:
-        """Register *handler* for the event named like the function."""
-        return self.on(handler.__name__, handler)  # type: ignore[no-any-return]
+    def event(self, handler: HandlerT) -> HandlerT:
+        """Register *handler* for the event named like the function; a decorator."""
+        return self.on(handler.__name__, handler)
 
-    def on_any(self, handler: Handler) -> Handler:
+    def on_any(self, handler: HandlerT) -> HandlerT:
         """Catch-all: ``handler(socket, event, *args)`` for events no handler takes."""
         self._any.append(handler)
         return handler
 
-    def use(self, middleware: Handler) -> Handler:
+    def use(self, middleware: ConnectMiddlewareT) -> ConnectMiddlewareT:
         """Add a connection middleware: ``middleware(socket)``, sync or async.
 
         Raise :class:`~tornad_io.ConnectionRefused` (or any exception) to
@@ -278,41 +303,63 @@ class Namespace:
 
     @property
     def volatile(self) -> BroadcastOperator:
+        """The next emit is dropped for clients that cannot take it right now."""
         return self._operator().volatile
 
     @property
     def local(self) -> BroadcastOperator:
+        """The next operation reaches only this server's sockets (with a cluster adapter)."""
         return self._operator().local
 
     def compress(self, compress: bool = True) -> BroadcastOperator:
+        """Whether the next emit may be compressed (only matters with ``per_message_deflate``)."""
         return self._operator().compress(compress)
 
     def timeout(self, seconds: float) -> BroadcastOperator:
+        """How long the next ``emit_with_ack`` (or ``emit`` with a callback) waits, in seconds."""
         return self._operator().timeout(seconds)
 
-    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
-        """Send *event* to every socket of the namespace."""
-        self._operator().emit(event, *args, callback=callback)
+    def emit(self, event: str, *args: Any, callback: Handler | None = None, **unsupported: NoReturn) -> Awaitable[None]:
+        """Send *event* with *args* to every socket of the namespace.
 
-    def send(self, *args: Any) -> None:
-        """Emit a ``message`` event to every socket."""
-        self._operator().emit("message", *args)
+        See :meth:`BroadcastOperator.emit <tornad_io.BroadcastOperator.emit>`
+        for *callback* and the (optional) await.
+        """
+        if unsupported:
+            raise unsupported_arguments("emit", event, unsupported)
+        return self._operator().emit(event, *args, callback=callback)
+
+    def send(self, *args: Any, **unsupported: NoReturn) -> Awaitable[None]:
+        """Emit a ``message`` event with *args* to every socket of the namespace (awaiting is optional)."""
+        if unsupported:
+            raise unsupported_arguments("send", "message", unsupported)
+        return self._operator().emit("message", *args)
 
     async def emit_with_ack(self, event: str, *args: Any) -> AckResponses:
         """Send *event* to every socket and collect their acknowledgements."""
         return await self._operator().emit_with_ack(event, *args)
 
-    async def fetch_sockets(self) -> list[Any]:
+    async def fetch_sockets(self) -> list[FetchedSocket]:
+        """The sockets of the namespace, across the cluster with a cluster adapter."""
         return await self._operator().fetch_sockets()
 
     def sockets_join(self, *rooms: str | Iterable[str]) -> None:
+        """Make every socket of the namespace join *rooms*."""
         self._operator().sockets_join(*rooms)
 
     def sockets_leave(self, *rooms: str | Iterable[str]) -> None:
+        """Make every socket of the namespace leave *rooms*."""
         self._operator().sockets_leave(*rooms)
 
     def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace (and close their connections if *close*)."""
         self._operator().disconnect_sockets(close)
+
+    @overload
+    def on_server_side_emit(self, event: str) -> Callable[[HandlerT], HandlerT]: ...
+
+    @overload
+    def on_server_side_emit(self, event: str, handler: HandlerT) -> HandlerT: ...
 
     def on_server_side_emit(self, event: str, handler: Handler | None = None) -> Any:
         """Handle *event* sent by another server with :meth:`server_side_emit`; the
@@ -395,10 +442,13 @@ class ParentNamespace(Namespace):
             del server._namespaces[child.name]
         spawn(_close_adapter(child))
 
-    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> None:
+    def emit(self, event: str, *args: Any, callback: Handler | None = None, **unsupported: NoReturn) -> Awaitable[None]:
         """Send *event* to every socket of every child namespace."""
+        if unsupported:
+            raise unsupported_arguments("emit", event, unsupported)
         for child in list(self.children.values()):
             child.emit(event, *args, callback=callback)
+        return DONE
 
 
 async def _close_adapter(nsp: Namespace) -> None:

@@ -6,9 +6,10 @@ import asyncio
 import datetime
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, overload
 
 from .._logsafe import safe_repr
+from .._typing import HandlerT, PacketMiddlewareT
 from ..adapter import BroadcastOptions
 from ..exceptions import AckTimeout, Disconnected
 from . import codec
@@ -18,6 +19,7 @@ from .broadcast import BroadcastOperator
 if TYPE_CHECKING:
     from .client import Client
     from .namespace import Namespace
+    from .server import Server
 
 log = logging.getLogger("tornad_io.socketio")
 
@@ -34,43 +36,53 @@ class Handshake:
 
     __slots__ = ("_info", "auth")
 
+    #: The names of the handshake's fields, in the order of the reference server.
     FIELDS = ("headers", "time", "address", "xdomain", "secure", "issued", "url", "query", "auth")
 
     def __init__(self, client: Client, auth: dict[str, Any]) -> None:
         self._info = client.session.info
+        #: The ``auth`` payload the client sent with its CONNECT packet (``{}`` if none).
         self.auth: dict[str, Any] = auth
 
     @property
     def headers(self) -> dict[str, str]:
+        """The request headers of the handshake, with lower-case names."""
         return self._info.headers
 
     @property
     def issued(self) -> int:
+        """When the handshake happened, in milliseconds since the epoch."""
         return self._info.issued
 
     @property
     def time(self) -> str:
+        """When the handshake happened, as the reference server writes it (``Tue Nov 24 2026 …``)."""
         moment = datetime.datetime.fromtimestamp(self._info.issued / 1000, datetime.timezone.utc)
         return moment.strftime("%a %b %d %Y %H:%M:%S GMT+0000")
 
     @property
     def address(self) -> str:
+        """The client's address (from ``X-Forwarded-For`` only behind a trusted proxy)."""
         return self._info.address
 
     @property
     def xdomain(self) -> bool:
+        """Whether the request came from another origin."""
         return self._info.xdomain
 
     @property
     def secure(self) -> bool:
+        """Whether the connection used TLS."""
         return self._info.secure
 
     @property
     def url(self) -> str:
+        """The URL of the handshake request."""
         return self._info.url
 
     @property
     def query(self) -> dict[str, str]:
+        """The query parameters of the handshake request."""
         return self._info.query
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,7 +122,13 @@ class _PendingAck:
 
 
 class Socket:
-    """One client on one namespace (``socket.id`` is its own room)."""
+    """One client on one namespace (``socket.id`` is its own room).
+
+    Handlers get it as their first argument. It emits to its client
+    (:meth:`emit`, :meth:`emit_with_ack`), listens to it (:meth:`on`,
+    :meth:`on_any`), joins and leaves rooms, and starts broadcasts that leave
+    it out (:meth:`to`, :attr:`broadcast`).
+    """
 
     __slots__ = (
         "id",
@@ -131,12 +149,17 @@ class Socket:
     def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any]) -> None:
         from ..engineio.server import Engine
 
+        #: The socket's id: random, and a room holding only this socket.
         self.id: str = Engine.generate_id()
+        #: The :class:`~tornad_io.Namespace` the socket belongs to.
         self.nsp = nsp
+        #: The connection underneath (one per client, shared by its namespaces).
         self.client = client
+        #: What the client's connection request said (a :class:`Handshake`).
         self.handshake = Handshake(client, auth)
         #: Free per-socket storage for the application.
         self.data: dict[str, Any] = {}
+        #: Whether the socket is connected to its namespace.
         self.connected = False
         self._acks: dict[int, Any] = {}
         self._handlers: dict[Any, list[Handler]] | None = None
@@ -152,7 +175,7 @@ class Socket:
     # -- properties ------------------------------------------------------------
 
     @property
-    def server(self) -> Any:
+    def server(self) -> Server:
         """The :class:`~tornad_io.Server` this socket belongs to."""
         return self.nsp.server
 
@@ -163,6 +186,7 @@ class Socket:
 
     @property
     def disconnected(self) -> bool:
+        """Whether the socket is no longer connected (``not connected``)."""
         return not self.connected
 
     @property
@@ -172,11 +196,19 @@ class Socket:
 
     # -- listeners ------------------------------------------------------------------
 
+    @overload
+    def on(self, event: str) -> Callable[[HandlerT], HandlerT]: ...
+
+    @overload
+    def on(self, event: str, handler: HandlerT) -> HandlerT: ...
+
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Listen to *event* from this client; usable as a decorator.
 
-        The handler gets the event's arguments; its return value is the
-        acknowledgement when the client asked for one.
+        The handler gets the event's arguments (not the socket); its return
+        value is the acknowledgement when the client asked for one. A socket's
+        own listeners take the event before the namespace's handler; the
+        ``error`` event gets what a per-packet middleware raised.
         """
 
         def register(fn: Handler) -> Handler:
@@ -196,14 +228,14 @@ class Socket:
         else:
             self._handlers[event] = [h for h in self._handlers[event] if h is not handler]
 
-    def on_any(self, handler: Handler) -> Handler:
+    def on_any(self, handler: HandlerT) -> HandlerT:
         """Listen to every incoming event: ``handler(event, *args)``."""
         if self._any is None:
             self._any = []
         self._any.append(handler)
         return handler
 
-    def prepend_any(self, handler: Handler) -> Handler:
+    def prepend_any(self, handler: HandlerT) -> HandlerT:
         """Like :meth:`on_any`, called before the others."""
         if self._any is None:
             self._any = []
@@ -215,7 +247,7 @@ class Socket:
         if self._any is not None:
             self._any = [h for h in self._any if h is not handler] if handler else None
 
-    def on_any_outgoing(self, handler: Handler) -> Handler:
+    def on_any_outgoing(self, handler: HandlerT) -> HandlerT:
         """Listen to every event sent to this client: ``handler(event, *args)``."""
         if self._any_outgoing is None:
             self._any_outgoing = []
@@ -227,7 +259,7 @@ class Socket:
         if self._any_outgoing is not None:
             self._any_outgoing = [h for h in self._any_outgoing if h is not handler] or None if handler else None
 
-    def use(self, middleware: Handler) -> Handler:
+    def use(self, middleware: PacketMiddlewareT) -> PacketMiddlewareT:
         """Add a per-packet middleware: ``middleware(packet)`` with
         ``packet = [event, *args]``; raising refuses the packet (the error goes
         to this socket's ``error`` listeners)."""
@@ -239,13 +271,16 @@ class Socket:
     # -- emitting --------------------------------------------------------------
 
     def emit(self, event: str, *args: Any, callback: Handler | None = None) -> bool:
-        """Send *event* to this client; *callback* gets the client's acknowledgement."""
+        """Send *event* with *args* to this client; *callback* gets the client's acknowledgement.
+
+        Returns False if the socket is no longer connected (nothing is sent).
+        """
         if event in codec.RESERVED_EVENTS:
             raise ValueError(f'"{event}" is a reserved event name')
         return self._emit(event, args, callback, None, False)
 
     def send(self, *args: Any, callback: Handler | None = None) -> bool:
-        """Emit a ``message`` event."""
+        """Emit a ``message`` event with *args* to this client."""
         return self._emit("message", args, callback, None, False)
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> Any:

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tornado.web  # noqa: E402
 
-from tornad_io import Server, ServerOptions, Socket  # noqa: E402
+from tornad_io import HTTPServer, Server, ServerOptions, Socket  # noqa: E402
 from tornad_io.engineio.server import Engine  # noqa: E402
 from tornad_io.engineio.session import Session  # noqa: E402
 from tornad_io.transports.engineio import engine_routes  # noqa: E402
@@ -79,7 +79,7 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    make_app().listen(args.port, address=args.host)
+    HTTPServer(make_app()).listen(args.port, address=args.host)  # idle/header/body limits, body cap
     print(f"conformance server on http://{args.host}:{args.port}", flush=True)
     await asyncio.Event().wait()
 

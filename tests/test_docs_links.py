@@ -170,3 +170,22 @@ def test_slugs_follow_github() -> None:
     assert slug("Quick start (modern API)") == "quick-start-modern-api"
     assert slug("Server.http_server_options()") == "serverhttp_server_options"
     assert slug("A [linked](x.md) heading — with a dash") == "a-linked-heading--with-a-dash"
+
+
+def test_no_install_command_names_a_package_index_release() -> None:
+    """tornad_io is not on the package index: a bare ``pip install tornad_io`` cannot work."""
+    bare = re.compile(r"""pip install\s+["']?tornad_io(\[[a-z,]+\])?["']?(\s|$)""")
+    offenders = []
+    for path in [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)]:
+        with open(path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                if bare.search(line):
+                    offenders.append(f"{os.path.relpath(path, ROOT)}:{number}: {line.strip()}")
+    for root, _, files in os.walk(os.path.join(ROOT, "tornad_io")):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(root, name), encoding="utf-8") as file:
+                    for number, line in enumerate(file, 1):
+                        if bare.search(line):
+                            offenders.append(f"{name}:{number}: {line.strip()}")
+    assert not offenders, offenders

@@ -1,4 +1,4 @@
-"""The Redis adapters (``pip install "tornad_io[redis]"``); see :mod:`tornad_io.cluster`.
+"""The Redis adapters (the ``redis`` extra: ``pip install "/path/to/tornad_io[redis]"``); see :mod:`tornad_io.cluster`.
 
 ::
 

@@ -7,13 +7,13 @@
 
     class EchoHandler(SocketIOHandler):
         def on_open(self, *args, **kwargs):
-            self.send("welcome")
+            logging.info("connected over %s with %r", self.protocol, kwargs)
 
         def on_message(self, message):
-            self.send(message)
+            self.send("[echo] %s" % message)
 
         def on_close(self):
-            pass
+            logging.info("closed")
 
     application = tornado.web.Application(
         [EchoHandler.routes("echoTest", "(?P<sec_a>123)(?P<sec_b>.*)", extraSep="/")],

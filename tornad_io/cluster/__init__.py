@@ -11,7 +11,8 @@ except ModuleNotFoundError as error:  # the optional dependencies are not instal
         raise
     raise ImportError(
         f"the Redis adapters need the optional dependencies redis and msgpack ({missing} is missing): "
-        "pip install 'tornad_io[redis]'"
+        "install tornad_io with its redis extra, e.g. pip install '/path/to/tornad_io[redis]' "
+        "(see the README: 'In your own project')"
     ) from error
 
 from .base import ClusterConnectionError, ClusterTimeout, RedisAdapterBase, RemoteSocket

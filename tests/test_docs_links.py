@@ -174,7 +174,7 @@ def test_slugs_follow_github() -> None:
 
 def test_no_install_command_names_a_package_index_release() -> None:
     """tornad_io is not on the package index: a bare ``pip install tornad_io`` cannot work."""
-    bare = re.compile(r"""pip install\s+["']?tornad_io(\[[a-z,]+\])?["']?(\s|$)""")
+    bare = re.compile(r"""pip install\s+["']?tornad_io(\[[a-z,]+\])?(?!\s*@)["']?(\s|$)""")
     offenders = []
     for path in [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)]:
         with open(path, encoding="utf-8") as file:

@@ -131,6 +131,9 @@ class Namespace:
 
         Raise :class:`~tornad_io.ConnectionRefused` (or any exception) to
         refuse: the client gets a CONNECT_ERROR with its message and data.
+        The ``connect`` handler, which runs after the middleware and before the
+        client is told it is connected, can refuse too, python-socketio's way:
+        raise ``ConnectionRefused`` there or return ``False``.
         """
         self._middlewares.append(middleware)
         return middleware

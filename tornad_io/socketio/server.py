@@ -157,7 +157,9 @@ class Server:
 
         Middlewares run in order before ``connect``; raising
         :class:`~tornad_io.ConnectionRefused` (or any exception) refuses the
-        client, who gets a CONNECT_ERROR with its message and data.
+        client, who gets a CONNECT_ERROR with its message and data. The
+        ``connect`` handler can refuse the same way (raise ``ConnectionRefused``
+        or return ``False``): it runs before the client is told it is connected.
         """
         return self.sockets.use(middleware)
 

@@ -18,7 +18,21 @@ class ProtocolError(TornadIOError, ValueError):
 
 
 class PayloadTooLarge(ProtocolError):
-    """A message or HTTP body above ``max_http_buffer_size``."""
+    """Input above a size or count limit (``max_http_buffer_size``, attachments, frames)."""
+
+
+class EngineError(TornadIOError):
+    """An Engine.IO request the reference server refuses, with its code and message.
+
+    The transports answer it as the reference does: HTTP *status* with the body
+    ``{"code": code, "message": message}``.
+    """
+
+    def __init__(self, code: int, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
 
 
 class ConnectionRefused(TornadIOError):

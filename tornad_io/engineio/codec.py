@@ -33,7 +33,6 @@ Encoded = Union[str, bytes]
 
 # Ready-made control packets: sessions send these often and they never change.
 PING_PACKET = PING
-PONG_PACKET = PONG
 NOOP_PACKET = NOOP
 CLOSE_PACKET = CLOSE
 
@@ -50,11 +49,6 @@ class SharedBytes(bytes):
 def shared(packets: list[Encoded]) -> list[Encoded]:
     """The same packets, marked as shared so their wire forms are built once."""
     return [SharedText(p) if isinstance(p, str) else SharedBytes(p) for p in packets]
-
-
-def message(data: str) -> str:
-    """Encode a text MESSAGE packet."""
-    return MESSAGE + data
 
 
 def decode_packet(packet: Encoded) -> tuple[str, str | bytes]:

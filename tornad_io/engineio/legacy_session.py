@@ -12,35 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import TYPE_CHECKING
 
 from . import legacy_codec
+from .clock import Timer
 from .codec import Encoded
-from .session import CLOSED, OPEN, OPENING, HandshakeInfo, Session, Transport
+from .generation import Generation
+from .session import CLOSED, OPEN, OPENING, Close, HandshakeInfo, Session, Transport
 
 if TYPE_CHECKING:
     from .server import Engine
 
 log = logging.getLogger("tornad_io.engine")
 
-#: Transports whose session lives as long as one connection, with heartbeats.
-HEARTBEAT_TRANSPORTS = frozenset({"websocket", "flashsocket", "xhr-multipart", "htmlfile"})
-
 
 class LegacySession(Session):
-    """A Socket.IO 0.6 session."""
+    """A Socket.IO 0.6 session.
 
-    generation = "0.6"
-    batches_websocket_messages = True
+    Transports that push (WebSocket, the streaming ones) carry heartbeats; the
+    ones the client pulls (the polling ones) end after a quiet close timeout.
+    0.6 has no close packet: every close mode ends the transport the same way.
+    """
 
     __slots__ = ("accepted", "_beat", "_close_handle")
 
     def __init__(self, engine: Engine, sid: str, transport: Transport, info: HandshakeInfo) -> None:
         super().__init__(engine, sid, transport, info)
         #: Resolves True once the application accepted the connection, False if it refused.
-        self.accepted: asyncio.Future[bool] = self._loop.create_future()
+        self.accepted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._beat = 0
-        self._close_handle: asyncio.TimerHandle | None = None
+        self._close_handle: Timer | None = None
 
     def open(self, upgrades: list[str]) -> None:
         """Nothing is sent until :meth:`accept`: the id must be the first frame."""
@@ -52,8 +54,8 @@ class LegacySession(Session):
             return
         self.state = OPEN
         self._queue.insert(0, legacy_codec.frame(self.sid))
-        if self.transport.name in HEARTBEAT_TRANSPORTS:
-            self._schedule_ping(self._loop.time())
+        if not self.transport.pulls:
+            self._schedule_ping(self._clock.time())
         if not self.accepted.done():
             self.accepted.set_result(True)
         self.flush()
@@ -62,7 +64,7 @@ class LegacySession(Session):
         """The application refused the connection: forget the session quietly."""
         if not self.accepted.done():
             self.accepted.set_result(False)
-        self._finish("refused", [])
+        self._finish("refused", Close.DROP)
 
     def payload(self, packets: list[Encoded]) -> str:
         return "".join(packets)  # type: ignore[arg-type]  # 0.6 frames are always text
@@ -70,23 +72,18 @@ class LegacySession(Session):
     # -- closing -------------------------------------------------------------
 
     def close(self, reason: str = "forced close") -> None:
+        """Close from the server side, after what was queued has been sent (when it can be)."""
         if self.state == CLOSED:
             return
-        self.flush()
-        self._finish(reason, [])
+        self._finish(reason, Close.FLUSH)
 
-    def abort(self, reason: str, packets: list[Encoded] | None = None, linger: bool = False) -> None:
-        if self.state == CLOSED:
-            return
-        self._finish(reason, [])
-
-    def _finish(self, reason: str, packets: list[Encoded] | None, linger: bool = False) -> None:
+    def _finish(self, reason: str, mode: Close) -> None:
         if self._close_handle is not None:
             self._close_handle.cancel()
             self._close_handle = None
         if not self.accepted.done():
             self.accepted.set_result(False)
-        super()._finish(reason, [])
+        super()._finish(reason, mode)
 
     # -- receiving -----------------------------------------------------------
 
@@ -118,14 +115,14 @@ class LegacySession(Session):
         if self.state == CLOSED:
             return
         at = now + self.engine.options.legacy_heartbeat_interval
-        self._ping_handle = self._loop.call_at(at, self._ping, at)
+        self._ping_handle = self._clock.call_at(at, self._ping, at)
 
     def _ping(self, at: float) -> None:
         self._ping_handle = None
         if self.state != OPEN:
             return
         self._beat += 1
-        self._timeout_handle = self._loop.call_at(
+        self._timeout_handle = self._clock.call_at(
             at + self.engine.options.legacy_heartbeat_timeout, self._on_ping_timeout
         )
         self.send_one(legacy_codec.heartbeat(self._beat))
@@ -135,7 +132,7 @@ class LegacySession(Session):
             return  # a stale or unknown counter is ignored, as in the reference
         self._timeout_handle.cancel()
         self._timeout_handle = None
-        self._schedule_ping(self._loop.time())
+        self._schedule_ping(self._clock.time())
 
     # -- polling liveness ----------------------------------------------------------
 
@@ -151,7 +148,7 @@ class LegacySession(Session):
             return
         if self._close_handle is not None:
             self._close_handle.cancel()
-        self._close_handle = self._loop.call_later(self.engine.options.legacy_close_timeout, self._poll_timed_out)
+        self._close_handle = self._clock.call_later(self.engine.options.legacy_close_timeout, self._poll_timed_out)
 
     def _poll_timed_out(self) -> None:
         self._close_handle = None
@@ -159,3 +156,13 @@ class LegacySession(Session):
 
     def can_upgrade(self) -> bool:
         return False  # 0.6 has no upgrades
+
+
+def new_legacy_id() -> str:
+    """A 0.6 session id: 128 random bits as hex (the 0.6 URL space allows [0-9a-zA-Z])."""
+    return secrets.token_hex(16)
+
+
+#: Socket.IO 0.6, the browser client SocketTornad.IO served in 2010.
+SOCKET_IO_06 = Generation("Socket.IO 0.6", LegacySession, new_legacy_id, batches_websocket_messages=True)
+LegacySession.generation = SOCKET_IO_06

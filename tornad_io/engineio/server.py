@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import time
 from typing import Callable
 
+from ..exceptions import EngineError
 from ..options import ServerOptions
 from . import codec
+from .clock import Clock, LoopClock
 from .codec import Encoded
-from .session import HandshakeInfo, Session, Transport
+from .generation import Generation
+from .session import ENGINE_IO_4, Close, HandshakeInfo, Session, Transport, new_id
 
 log = logging.getLogger("tornad_io.engine")
 
-
-class EngineError(Exception):
-    """A request the reference server refuses, with its code and message."""
-
-    def __init__(self, code: int, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+__all__ = ["Engine", "EngineError", "PollingTransport"]
 
 
 def unknown_transport() -> EngineError:
@@ -63,6 +56,8 @@ class PollingTransport:
     """
 
     name = "polling"
+    pulls = True
+    upgradable = True
     __slots__ = ("_waiter", "_final", "session")
 
     def __init__(self) -> None:
@@ -88,6 +83,25 @@ class PollingTransport:
             self._waiter.set_result(packets or [codec.NOOP_PACKET])
         elif packets:
             self._final = packets
+
+    def finish(self, queue: list[Encoded], mode: Close) -> bool:
+        """The session closed: the close rides on the pending poll, or waits for the next one.
+
+        A server close (FLUSH) sends what was queued and then CLOSE; a poll that
+        crossed the client's own close (ANSWER) gets a NOOP; in both cases, with no
+        poll waiting, the session stays findable until the next poll collects it.
+        """
+        if mode is Close.FLUSH:
+            final = [*queue, codec.CLOSE_PACKET]
+        elif mode is Close.NOTIFY:
+            final = [codec.CLOSE_PACKET]
+        elif mode is Close.ANSWER:
+            final = [codec.NOOP_PACKET]
+        else:
+            final = []
+        waiting = self.writable
+        self.end(final)
+        return not waiting and mode in (Close.FLUSH, Close.ANSWER)
 
     @property
     def polling(self) -> bool:
@@ -120,9 +134,14 @@ class PollingTransport:
 class Engine:
     """Sessions by id, and the rules for which request may touch which session."""
 
-    def __init__(self, options: ServerOptions, on_connection: Callable[[Session], None]) -> None:
+    def __init__(
+        self, options: ServerOptions, on_connection: Callable[[Session], None], clock: Clock | None = None
+    ) -> None:
         self.options = options
         self.on_connection = on_connection
+        #: Where sessions, heartbeats, timeouts and the rate limit read time; tests
+        #: replace it with a :class:`~tornad_io.engineio.clock.VirtualClock` before the first session.
+        self.clock: Clock = clock or LoopClock()
         self.sessions: dict[str, Session] = {}
         #: Set by a graceful shutdown: new handshakes are refused.
         self.closing = False
@@ -141,7 +160,7 @@ class Engine:
         rate = self.options.handshake_rate_per_ip
         if rate is None:
             return
-        now = time.monotonic()
+        now = self.clock.time()
         burst = max(1.0, 2 * rate)  # below 0.5/s a burst of one still passes
         tokens, last = self._buckets.get(address, (burst, now))
         tokens = min(burst, tokens + (now - last) * rate)
@@ -152,20 +171,13 @@ class Engine:
         if len(self._buckets) > 100_000:  # forget full buckets, keeping the table small
             self._buckets = {a: b for a, b in self._buckets.items() if b[0] + (now - b[1]) * rate < burst}
 
-    @staticmethod
-    def generate_id() -> str:
-        """A session id: 120 random bits from ``secrets``, URL-safe."""
-        return secrets.token_urlsafe(15)
-
-    @staticmethod
-    def generate_legacy_id() -> str:
-        """A 0.6 session id: 128 random bits as hex (the 0.6 URL space allows [0-9a-zA-Z])."""
-        return secrets.token_hex(16)
+    #: A fresh id (120 random bits, URL-safe), as the Socket.IO layer uses for sockets.
+    generate_id = staticmethod(new_id)
 
     def check_request(self, method: str, query: dict[str, str], websocket: bool) -> Session | None:
         """Apply the reference server's checks; return the session a request names.
 
-        Raises :class:`EngineError` for a request to refuse. ``None`` means the
+        Raises :class:`~tornad_io.exceptions.EngineError` for a request to refuse. ``None`` means the
         request is a handshake.
         """
         transport = query.get("transport")
@@ -187,17 +199,16 @@ class Engine:
             raise unsupported_version()
         return None
 
-    def handshake(self, transport: Transport, info: HandshakeInfo, session_class: type[Session] = Session) -> Session:
-        """Create and open a session on *transport*, then announce it upward."""
-        generate = self.generate_legacy_id if session_class.generation == "0.6" else self.generate_id
-        sid = generate()
+    def handshake(self, transport: Transport, info: HandshakeInfo, generation: Generation = ENGINE_IO_4) -> Session:
+        """Create and open a session of *generation* on *transport*, then announce it upward."""
+        sid = generation.new_id()
         while sid in self.sessions:  # pragma: no cover - 120 random bits
-            sid = generate()
-        session = session_class(self, sid, transport, info)
+            sid = generation.new_id()
+        session = generation.session_class(self, sid, transport, info)
         self.sessions[sid] = session
         upgrades = (
             ["websocket"]
-            if transport.name == "polling" and self.options.allow_upgrades and "websocket" in self.options.transports
+            if transport.upgradable and self.options.allow_upgrades and "websocket" in self.options.transports
             else []
         )
         session.open(upgrades)
@@ -222,7 +233,7 @@ class Engine:
                 await asyncio.wait_for(self._drained.wait(), timeout)
             except asyncio.TimeoutError:
                 for session in list(self.sessions.values()):
-                    session.abort("server shutting down", [])
+                    session.abort("server shutting down", Close.DROP)
                     self._forget(session)
 
     def close_all(self, reason: str = "server shutting down") -> None:

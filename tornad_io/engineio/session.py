@@ -8,14 +8,17 @@ polling→WebSocket upgrade. Transports hand it what they receive
 
 from __future__ import annotations
 
-import asyncio
+import enum
 import logging
+import secrets
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from ..exceptions import ProtocolError
 from . import codec
+from .clock import Timer
 from .codec import Encoded
+from .generation import Generation
 
 if TYPE_CHECKING:
     from .server import Engine
@@ -25,10 +28,35 @@ log = logging.getLogger("tornad_io.engine")
 OPENING, OPEN, CLOSING, CLOSED = "opening", "open", "closing", "closed"
 
 
-class Transport(Protocol):
-    """What a session needs from the thing that carries its packets."""
+class Close(enum.Enum):
+    """How a session ends; its transport decides what that means on its wire."""
 
+    #: The server closes: what is queued goes first, then the close (over long-polling the
+    #: client collects both with its next poll, so the session stays findable for it).
+    FLUSH = "flush"
+    #: At once, telling the client where the transport can still carry a close packet
+    #: (ping timeout, protocol error, duplicate poll).
+    NOTIFY = "notify"
+    #: The client closed: a poll that crossed its close is answered, not refused.
+    ANSWER = "answer"
+    #: At once, nothing more written (the connection is gone, or must go now).
+    DROP = "drop"
+
+
+class Transport(Protocol):
+    """What a session needs from the thing that carries its packets.
+
+    Transports describe themselves by capabilities, never by name: shared code
+    asks :attr:`pulls` or :attr:`upgradable`, not whether ``name`` is "polling".
+    """
+
+    #: The transport's name, as clients and ``socket.transport`` know it (reporting only).
     name: str
+    #: Whether packets wait for the client's next request (long-polling) rather than
+    #: being pushed as they come.
+    pulls: bool
+    #: Whether the client may move the session to another transport (upgrade).
+    upgradable: bool
 
     @property
     def writable(self) -> bool:
@@ -41,7 +69,15 @@ class Transport(Protocol):
         """Whether a volatile packet should be dropped rather than queued."""
 
     def end(self, packets: list[Encoded] | None = None) -> None:
-        """Close, writing *packets* first where the transport can."""
+        """Stop carrying the session (probe refused, upgrade done): a waiting poll gets
+        *packets* (or a NOOP), a socket closes."""
+
+    def finish(self, queue: list[Encoded], mode: Close) -> bool:
+        """The session closed with *mode*; *queue* is what it had not sent yet.
+
+        Returns True when the session must stay findable for a while (a close
+        that waits for the client's next poll).
+        """
 
 
 class HandshakeInfo:
@@ -84,10 +120,8 @@ class Session:
     is the Socket.IO 0.6 one, with the same queue, transports and close path.
     """
 
-    #: Protocol generation, for codecs chosen per generation above this layer.
-    generation = "v4"
-    #: Whether a WebSocket carries all queued packets as one message (0.6) or one per packet.
-    batches_websocket_messages = False
+    #: This session's protocol generation (Engine.IO v4; set below the class).
+    generation: Generation
 
     __slots__ = (
         "sid",
@@ -99,7 +133,7 @@ class Session:
         "on_close",
         "_queue",
         "_queued_bytes",
-        "_loop",
+        "_clock",
         "_ping_handle",
         "_timeout_handle",
         "_probe",
@@ -120,11 +154,11 @@ class Session:
         self.close_reason: str | None = None
         self._queue: list[Encoded] = []
         self._queued_bytes = 0  # held while the transport cannot take them
-        self._loop = asyncio.get_running_loop()
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._timeout_handle: asyncio.TimerHandle | None = None
+        self._clock = engine.clock
+        self._ping_handle: Timer | None = None
+        self._timeout_handle: Timer | None = None
         self._probe: Transport | None = None
-        self._upgrade_handle: asyncio.TimerHandle | None = None
+        self._upgrade_handle: Timer | None = None
         self._upgrading = False
 
     # -- lifecycle -----------------------------------------------------------
@@ -143,7 +177,7 @@ class Session:
 
         self.state = OPEN
         self._queue.append(codec.OPEN + dumps(handshake))
-        self._schedule_ping(self._loop.time())
+        self._schedule_ping(self._clock.time())
         self.flush()
 
     def close(self, reason: str = "forced close") -> None:
@@ -151,50 +185,31 @@ class Session:
         if self.state in (CLOSING, CLOSED):
             return
         self.state = CLOSING
-        if self.transport.name == "polling":
-            # The client learns of the close from a CLOSE packet on its next poll.
-            self._queue.append(codec.CLOSE_PACKET)
-            if self.transport.writable:
-                self.flush()
-            self._finish(reason, None)
-        else:
-            self.flush()
-            self._finish(reason, [])
+        self._finish(reason, Close.FLUSH)
 
-    def abort(self, reason: str, packets: list[Encoded] | None = None, linger: bool = False) -> None:
-        """Close at once (client close, timeout, protocol error).
-
-        With *linger*, a polling session stays findable for one more GET (which
-        gets *packets*), for a poll that crossed the client's own close.
-        """
+    def abort(self, reason: str, mode: Close = Close.NOTIFY) -> None:
+        """Close at once (timeout, protocol error, client close, lost connection): see :class:`Close`."""
         if self.state == CLOSED:
             return
-        self._finish(reason, packets if packets is not None else [codec.CLOSE_PACKET], linger)
+        self._finish(reason, mode)
 
-    def _finish(self, reason: str, packets: list[Encoded] | None, linger: bool = False) -> None:
+    def _finish(self, reason: str, mode: Close) -> None:
         self.state = CLOSED
         self.close_reason = reason
         for handle in (self._ping_handle, self._timeout_handle, self._upgrade_handle):
             if handle is not None:
                 handle.cancel()
         self._ping_handle = self._timeout_handle = self._upgrade_handle = None
-        lingering = (packets is None and self._queue) or (linger and self.transport.name == "polling")
-        if lingering and not self.transport.writable:
-            # Polling close: stay findable until the last poll takes what is left for it.
-            self._loop.call_later(self.engine.options.ping_timeout, self.engine._forget, self)
-        else:
-            self.engine._forget(self)
         if self._probe is not None:
             self._probe.end()
             self._probe = None
-        if packets is None:
-            # Polling close: the queue (ending with CLOSE) waits for one last poll.
-            pending = self._queue
-            self._queue = []
-            self.transport.end(pending)
+        queue, self._queue = self._queue, []
+        self._queued_bytes = 0
+        if self.transport.finish(queue, mode):
+            # The close waits for the client's next poll: stay findable that long at most.
+            self._clock.call_later(self.engine.options.ping_timeout, self.engine._forget, self)
         else:
-            self._queue = []
-            self.transport.end(packets)
+            self.engine._forget(self)
         log.debug("session %s closed: %s", self.sid, reason)
         callback, self.on_close = self.on_close, _ignore
         self.on_message = _ignore
@@ -246,7 +261,7 @@ class Session:
             size,
             self.engine.options.max_buffered_bytes,
         )
-        self.abort("transport error", [])
+        self.abort("transport error", Close.DROP)
 
     def flush(self) -> None:
         """Write what is queued if the transport can take it now."""
@@ -255,18 +270,13 @@ class Session:
             self._queue = []
             self._queued_bytes = 0
             self.transport.deliver(queue)
-        elif self._upgrading and self.transport.writable and self.transport.name == "polling":
+        elif self._upgrading and self.transport.writable and self.transport.pulls:
             # Release the pending poll so the client can finish its upgrade.
             self.transport.deliver([codec.NOOP_PACKET])
 
     def payload(self, packets: list[Encoded]) -> str:
         """The HTTP body that carries *packets* to a polling client."""
         return codec.encode_payload(packets)
-
-    @property
-    def writable(self) -> bool:
-        """Whether a packet sent now would go out at once."""
-        return self.state == OPEN and self.transport.writable
 
     # -- receiving -----------------------------------------------------------
 
@@ -279,9 +289,9 @@ class Session:
             if self._timeout_handle is not None:
                 self._timeout_handle.cancel()
                 self._timeout_handle = None
-                self._schedule_ping(self._loop.time())
+                self._schedule_ping(self._clock.time())
         elif ptype == codec.CLOSE:
-            self.abort("transport close", [codec.NOOP_PACKET], linger=True)
+            self.abort("transport close", Close.ANSWER)
         elif ptype == codec.PING:
             self.send_one(codec.PONG + (data if isinstance(data, str) else ""))
         # OPEN, UPGRADE and NOOP from a client on its current transport are ignored.
@@ -299,14 +309,14 @@ class Session:
         if self.state in (CLOSED,):
             return
         at = now + self.engine.options.ping_interval
-        self._ping_handle = self._loop.call_at(at, self._ping, at)
+        self._ping_handle = self._clock.call_at(at, self._ping, at)
 
     def _ping(self, at: float) -> None:
         self._ping_handle = None
         if self.state != OPEN:
             return
         # The timeout counts from when the ping was due, so timers do not drift.
-        self._timeout_handle = self._loop.call_at(at + self.engine.options.ping_timeout, self._on_ping_timeout)
+        self._timeout_handle = self._clock.call_at(at + self.engine.options.ping_timeout, self._on_ping_timeout)
         self.send_one(codec.PING_PACKET)
 
     def _on_ping_timeout(self) -> None:
@@ -319,7 +329,7 @@ class Session:
         """Whether a WebSocket may start probing this session now."""
         return (
             self.state == OPEN
-            and self.transport.name == "polling"
+            and self.transport.upgradable
             and self._probe is None
             and self.engine.options.allow_upgrades
             and "websocket" in self.engine.options.transports
@@ -328,7 +338,7 @@ class Session:
     def start_upgrade(self, probe: Transport) -> None:
         """Attach a WebSocket that will probe, then take over the session."""
         self._probe = probe
-        self._upgrade_handle = self._loop.call_later(self.engine.options.upgrade_timeout, self._upgrade_timed_out)
+        self._upgrade_handle = self._clock.call_later(self.engine.options.upgrade_timeout, self._upgrade_timed_out)
 
     def probe_receive(self, probe: Transport, packet: Encoded) -> None:
         """Handle a packet that arrived on the WebSocket being upgraded to."""
@@ -387,3 +397,13 @@ class Session:
 
 def _ignore(*_args: Any) -> None:
     return None
+
+
+def new_id() -> str:
+    """A session or socket id: 120 random bits from ``secrets``, URL-safe."""
+    return secrets.token_urlsafe(15)
+
+
+#: Engine.IO v4, what socket.io-client 3.x and 4.x speak.
+ENGINE_IO_4 = Generation("Engine.IO v4", Session, new_id)
+Session.generation = ENGINE_IO_4

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from .._logsafe import safe_repr
+from ..engineio.clock import Timer
 from ..engineio.session import Session
 from ..exceptions import ProtocolError
 from . import codec
@@ -21,10 +21,48 @@ log = logging.getLogger("tornad_io.socketio")
 
 def encode_v5(type: int, nsp: str, data: Any = None, id: int | None = None) -> list[str | bytes]:
     """A Socket.IO v5 packet as Engine.IO v4 MESSAGE packets."""
-    parts = codec.encode(type, nsp, data, id)
-    out: list[str | bytes] = ["4" + parts[0]]  # type: ignore[operator]
-    out.extend(parts[1:])
-    return out
+    head, *attachments = codec.encode(type, nsp, data, id)
+    assert isinstance(head, str)
+    return ["4" + head, *attachments]
+
+
+class ClientProtocol(Protocol):
+    """The Socket.IO side of one connection, whatever its generation: what namespaces and
+    sockets need of it (:class:`Client` for v5, ``LegacyClient`` for 0.6)."""
+
+    server: Server
+
+    @property
+    def session(self) -> Session:
+        """The Engine.IO session underneath."""
+
+    #: Its sockets by namespace name.
+    sockets: dict[str, Socket]
+    #: Set once the connection is gone.
+    closed: bool
+    #: Clients of one generation share one encoding of a broadcast (a dictionary key).
+    generation: str
+    #: Whether the client can acknowledge packets.
+    supports_acks: bool
+    #: Whether the client can join several namespaces on one connection.
+    multiplexed: bool
+
+    def encode(self, type: int, nsp: str, data: Any = None, id: int | None = None) -> list[str | bytes]:
+        """A Socket.IO packet in this generation's wire form (nothing, if it cannot carry it)."""
+
+    def refuse(self, nsp: str, message: str, data: Any = None) -> None:
+        """Refuse a connection to *nsp*."""
+
+    def disconnect_all(self) -> None:
+        """Disconnect every socket, then close the connection."""
+
+    def _add(self, socket: Socket) -> None: ...
+
+    def _remove(self, socket: Socket) -> None: ...
+
+
+#: What the server calls for each new session of a generation: ``factory(server, session)``.
+ClientFactory = Callable[["Server", Session], Any]
 
 
 class Client:
@@ -47,7 +85,7 @@ class Client:
         self.closed = False
         session.on_message = self._on_message
         session.on_close = self._on_close
-        self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+        self._connect_timer: Timer | None = server.engine.clock.call_later(
             server.options.connect_timeout, self._connect_timed_out
         )
 
@@ -101,10 +139,10 @@ class Client:
         if data is not None:
             payload["data"] = data
         try:
-            parts = codec.encode(codec.CONNECT_ERROR, nsp, payload)
+            parts = encode_v5(codec.CONNECT_ERROR, nsp, payload)
         except TypeError:
-            parts = codec.encode(codec.CONNECT_ERROR, nsp, {"message": message})
-        self.session.send_one("4" + parts[0])  # type: ignore[operator]
+            parts = encode_v5(codec.CONNECT_ERROR, nsp, {"message": message})
+        self.session.send_one(parts[0])
 
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.nsp.name] = socket

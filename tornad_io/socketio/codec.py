@@ -101,11 +101,6 @@ def encode(type: int, nsp: str = "/", data: Any = None, id: int | None = None) -
     return [head]
 
 
-def encode_event(nsp: str, args: list[Any] | tuple[Any, ...], id: int | None = None) -> list[str | bytes]:
-    """Encode an EVENT (``args`` starts with the event name)."""
-    return encode(EVENT, nsp, list(args), id)
-
-
 # -- decoding --------------------------------------------------------------------
 
 

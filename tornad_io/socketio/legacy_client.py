@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engineio import legacy_codec
 from ..engineio.legacy_session import LegacySession
+from ..engineio.session import Session
 from . import codec
 from ._calls import spawn
 
@@ -62,14 +63,15 @@ class LegacyClient:
     multiplexed = False
     encode = staticmethod(encode_legacy)
 
-    def __init__(self, server: Server, session: LegacySession) -> None:
+    def __init__(self, server: Server, session: Session) -> None:
+        assert isinstance(session, LegacySession)
         self.server = server
-        self.session = session
+        self.session: LegacySession = session
         self.sockets: dict[str, Socket] = {}
         self.closed = False
         session.on_message = self._on_message
         session.on_close = self._on_close
-        spawn(server.sockets._connect(self, {}))  # type: ignore[arg-type]
+        spawn(server.sockets._connect(self, {}))
 
     def _on_message(self, value: Any) -> None:
         socket = self.sockets.get("/")

@@ -31,7 +31,7 @@ from .broadcast import DONE, AckResponses, BroadcastOperator, unsupported_argume
 from .socket import Socket
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import ClientProtocol as Client
     from .server import Server
 
 log = logging.getLogger("tornad_io.socketio")

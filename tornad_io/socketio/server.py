@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn, 
 
 from .._typing import ConnectMiddlewareT, HandlerT, NamespaceT
 from ..adapter import Adapter, AdapterFactory, FetchedSocket
+from ..engineio.generation import Generation
+from ..engineio.legacy_session import SOCKET_IO_06
 from ..engineio.server import Engine
-from ..engineio.session import Session
+from ..engineio.session import ENGINE_IO_4, Session
 from ..options import ServerOptions, ServerOptionsDict
 from .broadcast import AckResponses, BroadcastOperator, unsupported_arguments
-from .client import Client
+from .client import Client, ClientFactory
+from .legacy_client import LegacyClient
 from .namespace import Namespace, ParentNamespace
 
 if sys.version_info >= (3, 11):
@@ -61,6 +64,7 @@ class Server:
         self.adapter_class: AdapterFactory = adapter or Adapter
         #: The Engine.IO layer underneath: sessions, transports, heartbeats.
         self.engine = Engine(self.options, self._on_session)
+        self._client_classes: dict[Generation, ClientFactory] = {ENGINE_IO_4: Client, SOCKET_IO_06: LegacyClient}
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self.of("/")
@@ -116,13 +120,16 @@ class Server:
         """The main namespace ``/`` (``io.sockets`` in the reference server); its ``sockets`` maps id → socket."""
         return self._namespaces["/"]
 
-    def _on_session(self, session: Session) -> None:
-        if session.generation == "0.6":
-            from .legacy_client import LegacyClient
+    def register_generation(self, generation: Generation, client_class: ClientFactory) -> None:
+        """Serve sessions of *generation* with *client_class* (``client_class(server, session)``).
 
-            LegacyClient(self, session)  # type: ignore[arg-type]
-        else:
-            Client(self, session)
+        Engine.IO v4 and Socket.IO 0.6 are registered; a further protocol generation
+        registers its own client here, and nothing else in the server changes.
+        """
+        self._client_classes[generation] = client_class
+
+    def _on_session(self, session: Session) -> None:
+        self._client_classes[session.generation](self, session)
 
     # -- the main namespace's API, for convenience -----------------------------------
 

@@ -17,7 +17,7 @@ from ._calls import ack_args, call_user, spawn
 from .broadcast import BroadcastOperator
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import ClientProtocol as Client
     from .namespace import Namespace
     from .server import Server
 

@@ -28,7 +28,7 @@ from .._logsafe import safe_repr
 from ..engineio import codec
 from ..engineio.codec import Encoded
 from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
-from ..engineio.session import HandshakeInfo, Session
+from ..engineio.session import Close, HandshakeInfo, Session
 from ..exceptions import ProtocolError
 from ..options import ServerOptions
 from .wsframes import FastWebSocketProtocol, RawSocketStream
@@ -94,7 +94,6 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         self.opts = engine.options
         self._session: Session | None = None
         self._poll: PollingTransport | None = None
-        self._legacy = False  # a Socket.IO 0.6 WebSocket (set by the original API's route)
 
     # -- helpers ---------------------------------------------------------------
 
@@ -448,27 +447,19 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         # socket is taken over (FastWebSocketProtocol) this request handler can be freed.
         transport = WebSocketTransport(self.name, conn, self.opts)
         conn.handler = transport
+        await self._open_session(transport)
+
+    async def _open_session(self, transport: WebSocketTransport) -> None:
+        """Give a new WebSocket its session: a fresh one, or the polling session it upgrades."""
         session = self._session
         self._session = None
-        if self._legacy:
-            from ..engineio.legacy_session import LegacySession
-
-            transport.batch = True
-            legacy = self.engine.handshake(transport, self._handshake_info({}), LegacySession)
-            transport.session = legacy
-            assert isinstance(legacy, LegacySession)
-            if not await legacy.accepted:
-                transport.session = None
-                conn.close()
-            return
         if session is None:
             transport.session = self.engine.handshake(transport, self._handshake_info(self._query()))
             return
         if not session.can_upgrade():
-            conn.close()
+            transport.conn.close()
             return
         transport.session = session
-        transport.probing = True
         session.start_upgrade(transport)
 
     def on_close(self) -> None:
@@ -479,15 +470,17 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
 class WebSocketTransport:
     """A session's WebSocket: what the session writes to, and what Tornado's protocol reports to."""
 
-    __slots__ = ("name", "conn", "opts", "session", "probing", "batch", "closed")
+    pulls = False
+    upgradable = False
+    __slots__ = ("name", "conn", "opts", "session", "batch", "closed")
 
     def __init__(self, name: str, conn: tornado.websocket.WebSocketProtocol, opts: ServerOptions) -> None:
         self.name = name
         self.conn = conn
         self.opts = opts
         self.session: Session | None = None
-        self.probing = False
-        self.batch = False  # a 0.6 payload (all queued frames) is one message
+        #: All queued packets in one message (the generation's ``batches_websocket_messages``).
+        self.batch = False
         self.closed = False
 
     # -- what Tornado's WebSocket protocol calls -------------------------------------
@@ -497,16 +490,10 @@ class WebSocketTransport:
         if session is None:
             return
         try:
-            if self.probing:
-                if session.transport is self:
-                    self.probing = False
-                    session.receive(message)
-                else:
-                    session.probe_receive(self, message)
-                    if session.transport is self:
-                        self.probing = False
-            else:
+            if session.transport is self:
                 session.receive(message)
+            else:
+                session.probe_receive(self, message)  # still probing an upgrade
         except ProtocolError as exc:
             if session.transport is self:
                 session.protocol_error(exc)
@@ -521,7 +508,7 @@ class WebSocketTransport:
         if session is None:
             return
         if session.transport is self:
-            session.abort("transport close", [])
+            session.abort("transport close", Close.DROP)
         else:
             session.probe_closed(self)
 
@@ -577,10 +564,15 @@ class WebSocketTransport:
             self.session.overflow(buffered)
 
     def end(self, packets: list[Encoded] | None = None) -> None:
-        if packets:
-            self.deliver([p for p in packets if p != codec.NOOP_PACKET and p != codec.CLOSE_PACKET])
         self.closed = True
         self.conn.close()
+
+    def finish(self, queue: list[Encoded], mode: Close) -> bool:
+        """The session closed: a server close (FLUSH) sends what was queued first; then the socket closes."""
+        if mode is Close.FLUSH and queue:
+            self.deliver(queue)
+        self.end()
+        return False
 
 
 def _jsonp_body(text: str) -> str:

@@ -25,10 +25,11 @@ from urllib.parse import parse_qs
 
 from ..engineio import legacy_codec
 from ..engineio.codec import Encoded
-from ..engineio.legacy_session import LegacySession
+from ..engineio.legacy_session import SOCKET_IO_06, LegacySession
 from ..engineio.server import EngineError
+from ..engineio.session import Close
 from ..exceptions import PayloadTooLarge, ProtocolError
-from .engineio import _CONGESTED_BYTES, EngineIOHandler, pending_bytes, referer_origin
+from .engineio import _CONGESTED_BYTES, EngineIOHandler, WebSocketTransport, pending_bytes, referer_origin
 
 log = logging.getLogger("tornad_io.transport")
 
@@ -59,6 +60,8 @@ def js_string(text: str) -> str:
 class LegacyPollingTransport:
     """xhr-polling and jsonp-polling: one held GET at a time."""
 
+    pulls = True
+    upgradable = False
     __slots__ = ("name", "session", "_waiter")
 
     def __init__(self, name: str) -> None:
@@ -82,6 +85,11 @@ class LegacyPollingTransport:
             assert self._waiter is not None
             self._waiter.set_result(packets or [])
 
+    def finish(self, queue: list[Encoded], mode: Close) -> bool:
+        """The session closed: a held GET takes what was queued (on a server close) or nothing."""
+        self.end(queue if mode is Close.FLUSH else [])
+        return False
+
     async def poll(self, duration: float) -> list[Encoded]:
         """Wait up to *duration* seconds for packets for one GET."""
         session = self.session
@@ -99,7 +107,7 @@ class LegacyPollingTransport:
             if not waiter.done():
                 waiter.set_result([])  # held long enough: an empty reply
 
-        timer = loop.call_later(duration, expire)
+        timer = session.engine.clock.call_later(duration, expire)
         try:
             session.flush()
             return await waiter
@@ -113,6 +121,8 @@ class LegacyPollingTransport:
 class LegacyStreamTransport:
     """xhr-multipart and htmlfile: payloads written into one open response."""
 
+    pulls = False
+    upgradable = False
     __slots__ = ("name", "handler", "done", "session", "boundary")
 
     def __init__(self, name: str, handler: SocketIORouteHandler, boundary: str = "") -> None:
@@ -162,6 +172,11 @@ class LegacyStreamTransport:
         if not self.done.done():
             self.done.set_result(None)
 
+    def finish(self, queue: list[Encoded], mode: Close) -> bool:
+        """The session closed: the response ends, after what was queued on a server close."""
+        self.end(queue if mode is Close.FLUSH else None)
+        return False
+
     def lost(self) -> None:
         """The GET's connection went away."""
         self.handler = None
@@ -182,6 +197,7 @@ class SocketIORouteHandler(EngineIOHandler):
         self.enabled_protocols = enabled_protocols
         self._stream: LegacyStreamTransport | None = None
         self._legacy_poll: LegacyPollingTransport | None = None
+        self._legacy_websocket = False  # a 0.6 websocket or flashsocket request
 
     # -- helpers ---------------------------------------------------------------
 
@@ -261,7 +277,7 @@ class SocketIORouteHandler(EngineIOHandler):
             if not self._legacy_admit():
                 return
             self.name = protocol
-            self._legacy = True
+            self._legacy_websocket = True
             self._nodelay()
             await tornado_websocket_get(self, *args, **kwargs)
         elif protocol in ("xhr-polling", "jsonp-polling"):
@@ -278,7 +294,7 @@ class SocketIORouteHandler(EngineIOHandler):
             if not self._legacy_admit():
                 return
             transport = LegacyPollingTransport(protocol)
-            session = self.engine.handshake(transport, self._legacy_info(), LegacySession)
+            session = self.engine.handshake(transport, self._legacy_info(), SOCKET_IO_06)
             assert isinstance(session, LegacySession)
             transport.session = session
             if not await session.accepted:
@@ -338,7 +354,7 @@ class SocketIORouteHandler(EngineIOHandler):
         self.write(preamble)  # buffered: goes out ahead of the first payload
         transport = LegacyStreamTransport(protocol, self, boundary)
         self._stream = transport
-        session = self.engine.handshake(transport, self._legacy_info(), LegacySession)
+        session = self.engine.handshake(transport, self._legacy_info(), SOCKET_IO_06)
         assert isinstance(session, LegacySession)
         transport.session = session
         if not await session.accepted:
@@ -427,6 +443,18 @@ class SocketIORouteHandler(EngineIOHandler):
                 self.set_header("Access-Control-Allow-Headers", headers)
         self.set_header("Content-Type", "text/plain")
         self.finish("ok")
+
+    async def _open_session(self, transport: WebSocketTransport) -> None:
+        if not self._legacy_websocket:
+            await super()._open_session(transport)
+            return
+        transport.batch = SOCKET_IO_06.batches_websocket_messages
+        session = self.engine.handshake(transport, self._handshake_info({}), SOCKET_IO_06)
+        transport.session = session
+        assert isinstance(session, LegacySession)
+        if not await session.accepted:
+            transport.session = None
+            transport.conn.close()
 
     # -- connection ends ---------------------------------------------------------
 

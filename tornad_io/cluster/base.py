@@ -14,10 +14,10 @@ import redis.asyncio as aioredis  # noqa: F401 - for type annotations
 from redis.asyncio.connection import SSLConnection
 from redis.exceptions import RedisError
 
+from .._usercode import spawn
 from ..adapter import Adapter, BroadcastOptions, RemoteHandshake
 from ..exceptions import TornadIOError
 from ..socketio import codec
-from ..socketio._calls import spawn
 
 if TYPE_CHECKING:
     from ..socketio.namespace import Namespace

@@ -15,9 +15,9 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .._usercode import call_user
 from ..adapter import BroadcastOptions, FetchedSocket
 from ..socketio import codec
-from ..socketio._calls import call_user
 from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log, uid
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class RedisAdapter(RedisAdapterBase):
         elif kind == ALL_ROOMS:
             self._respond(request, {"requestId": request_id, "rooms": list(self.rooms)})
         elif kind == REMOTE_FETCH:
-            sockets = [self._describe(s) for s in self._select(self._opts(request))]
+            sockets = [self._describe(s) for s in self.select(self._opts(request))]
             self._respond(request, {"requestId": request_id, "sockets": sockets})
         elif kind == SERVER_SIDE_EMIT:
             self._on_server_side_emit(request)
@@ -177,7 +177,7 @@ class RedisAdapter(RedisAdapterBase):
             return
         event, args = data[0], data[1:]
         request_id = request.get("requestId")
-        handler = self.nsp._server_handlers.get(event)
+        handler = self.nsp.server_side_handler(event)
         if handler is None:
             return
         if request_id is None:
@@ -268,7 +268,7 @@ class RedisAdapter(RedisAdapterBase):
         return await self._gather(kind, request_id, lambda: self._send(self.request_channel, payload))
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
-        local: list[FetchedSocket] = list(self._select(opts))
+        local: list[FetchedSocket] = list(self.select(opts))
         if opts.local:
             return local
         request = {

@@ -15,9 +15,9 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .._usercode import call_user, spawn
 from ..adapter import BroadcastOptions, FetchedSocket
 from ..socketio import codec
-from ..socketio._calls import call_user, spawn
 from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class ShardedRedisAdapter(RedisAdapterBase):
         elif kind == S_FETCH_SOCKETS:
             sockets = [
                 {"id": s.id, "handshake": s.handshake.as_dict(), "rooms": sorted(s.rooms), "data": s.data}
-                for s in self._select(opts)
+                for s in self.select(opts)
             ]
             self._reply(sender, S_FETCH_SOCKETS_RESPONSE, {"requestId": data["requestId"], "sockets": sockets})
         elif kind == S_SERVER_SIDE_EMIT:
@@ -191,7 +191,7 @@ class ShardedRedisAdapter(RedisAdapterBase):
         packet = data.get("packet") or []
         if not packet:
             return
-        handler = self.nsp._server_handlers.get(packet[0])
+        handler = self.nsp.server_side_handler(packet[0])
         if handler is None:
             return
         request_id = data.get("requestId")
@@ -245,7 +245,7 @@ class ShardedRedisAdapter(RedisAdapterBase):
         return await self._gather(kind, request_id, lambda: self._publish(self.channel, envelope))
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
-        local: list[FetchedSocket] = list(self._select(opts))
+        local: list[FetchedSocket] = list(self.select(opts))
         if opts.local:
             return local
         remote = await self._request(S_FETCH_SOCKETS, {"opts": _opts_dict(opts)})

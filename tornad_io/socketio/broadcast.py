@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Iterable, NoReturn
 
+from .._usercode import spawn
 from ..adapter import BroadcastOptions
 from ..exceptions import AckTimeout
 from . import codec
@@ -231,8 +232,6 @@ class BroadcastOperator:
         async def count_servers() -> None:
             state["expected_servers"] = await self.adapter.server_count()
             check()
-
-        from ._calls import spawn
 
         spawn(count_servers())
 

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from .._usercode import spawn
 from ..adapter import Adapter, BroadcastOptions, RemoteHandshake
-from ..exceptions import TornadIOError
+from ..exceptions import ClusterConnectionError, ClusterTimeout
 from ..socketio import codec
 
 if TYPE_CHECKING:
@@ -35,18 +35,6 @@ def _dumps(value: Any) -> str:
 def uid() -> str:
     """A 6-character node or request id, like Node's ``uid2(6)``."""
     return "".join(secrets.choice(_UID_CHARS) for _ in range(6))
-
-
-class ClusterTimeout(TornadIOError, TimeoutError):
-    """A cluster request did not get every server's answer in time."""
-
-
-class ClusterConnectionError(TornadIOError, ConnectionError):
-    """The adapter could not reach Redis within its ``connect_timeout`` (from ``await io.init()``).
-
-    The message names the server tried and the last error. The adapter keeps
-    trying in the background; ``await io.shutdown()`` stops it.
-    """
 
 
 def redis_location(client: aioredis.Redis) -> str:

@@ -53,7 +53,7 @@ def handlers(io: Server) -> None:
 
 def make_app(redis: str | None = None) -> tuple[tornado.web.Application, Server]:
     if redis:
-        from tornad_io.redis_adapter import redis_adapter
+        from tornad_io.cluster import redis_adapter
 
         io = Server(cors_allowed_origins="*", adapter=redis_adapter(redis))
     else:

@@ -57,7 +57,7 @@ def closed_port() -> int:
 
 @pytest.mark.parametrize("sharded", [False, True])
 async def test_unreachable_redis_fails_init_in_time_naming_the_server(sharded: bool, caplog: Any) -> None:
-    from tornad_io.redis_adapter import ClusterConnectionError, redis_adapter, sharded_redis_adapter
+    from tornad_io.cluster import ClusterConnectionError, redis_adapter, sharded_redis_adapter
 
     port = closed_port()
     factory = sharded_redis_adapter if sharded else redis_adapter

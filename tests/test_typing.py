@@ -23,7 +23,7 @@ from tornad_io import (
     ServerOptionsDict,
     Socket,
 )
-from tornad_io.redis_adapter import RedisAdapter, redis_adapter, sharded_redis_adapter
+from tornad_io.cluster import RedisAdapter, redis_adapter, sharded_redis_adapter
 
 io = Server(ping_interval=10, ping_timeout=5.5, transports=("websocket",), cors_allowed_origins=["https://a.example"])
 options: ServerOptionsDict = {"path": "/io/", "max_connections": None}
@@ -122,6 +122,7 @@ def on_socket(socket: Socket) -> None:
 
     handshake: Handshake = socket.handshake
     auth: dict[str, Any] = handshake.auth
+    assert_type(socket.server, Server)
 
 
 async def fetch() -> None:
@@ -144,7 +145,7 @@ async def fetch() -> None:
 # Each line that must fail ends with "# E: <part of mypy's message>".
 BAD = """
 from tornad_io import Server, Socket
-from tornad_io.redis_adapter import redis_adapter
+from tornad_io.cluster import redis_adapter
 
 io = Server(ping_interval=(25, 5))  # E: Argument "ping_interval" to "Server" has incompatible type "tuple[int, int]"
 io2 = Server(pingInterval=25)  # E: Unexpected keyword argument "pingInterval"

@@ -1,22 +1,38 @@
-"""Who is in which room, and delivery to many: the in-memory adapter.
+"""Who is in which room, and delivery to many: the in-memory adapter, and the adapter seam.
 
 The interface follows Node's ``socket.io-adapter`` so a cluster adapter is a
 subclass: rooms index (:meth:`Adapter.add_all`, :meth:`Adapter.delete`,
 :meth:`Adapter.del_all`), delivery (:meth:`Adapter.broadcast`,
 :meth:`Adapter.broadcast_with_ack`) and the bulk operations on a room
 selection (sockets, fetch, join, leave, disconnect, server-side emit).
+
+An adapter reaches the sockets it delivers to through :class:`Recipient`, a
+small public interface that :class:`~tornad_io.Socket` offers, and asks its
+namespace for acknowledgement ids and server-side handlers
+(:meth:`Namespace.next_ack_id <tornad_io.Namespace.next_ack_id>`,
+:meth:`Namespace.server_side_handler <tornad_io.Namespace.server_side_handler>`):
+see :class:`Adapter` for the whole contract.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Protocol
 
-from .engineio.codec import shared
 from .socketio import codec
 
 if TYPE_CHECKING:
     from .socketio.namespace import Namespace
     from .socketio.socket import Handshake, Socket
+
+__all__ = [
+    "AckWaiter",
+    "Adapter",
+    "AdapterFactory",
+    "BroadcastOptions",
+    "FetchedSocket",
+    "Recipient",
+    "RemoteHandshake",
+]
 
 #: What ``Server(adapter=...)`` takes: anything that builds the adapter of a
 #: namespace from the namespace, such as the :class:`Adapter` class itself, a
@@ -117,6 +133,75 @@ class FetchedSocket(Protocol):
         """Disconnect the socket (and its whole connection if *close*)."""
 
 
+class AckWaiter(Protocol):
+    """What :meth:`Recipient.expect_ack` registers: the wait for one client's acknowledgement.
+
+    Exactly one of the two is called, once: the waiter itself with the
+    arguments the client acknowledged with, or :meth:`gone` when the socket
+    disconnects (or is refused) first.
+    """
+
+    def __call__(self, *args: Any) -> None:
+        """The client acknowledged with *args*."""
+
+    def gone(self) -> None:
+        """The socket went before acknowledging."""
+
+
+class Recipient(Protocol):
+    """What an adapter uses of a local socket to deliver to it (:class:`~tornad_io.Socket` offers it).
+
+    This is Node's ``socket.client.writeToEngine`` shape: the adapter encodes
+    a packet once per :attr:`encoding` among its recipients (with
+    :meth:`encode_packet` on the first of each), then hands the same encoded
+    packets to every recipient of that encoding with :meth:`write_packets`,
+    after :meth:`notify_outgoing`. For a packet that asks for
+    acknowledgements, the adapter takes the packet's id from
+    :meth:`Namespace.next_ack_id <tornad_io.Namespace.next_ack_id>` and
+    registers a waiter on each recipient that :attr:`supports_acks`.
+    """
+
+    @property
+    def id(self) -> str:
+        """The socket's id (also a room that holds only this socket)."""
+
+    @property
+    def encoding(self) -> Hashable:
+        """Which encoding the socket's client reads (its protocol generation).
+
+        Recipients with equal encodings take the same encoded packets.
+        """
+
+    @property
+    def supports_acks(self) -> bool:
+        """Whether the socket's client can acknowledge (a Socket.IO 0.6 client cannot)."""
+
+    def encode_packet(self, packet: codec.Packet) -> list[str | bytes]:
+        """*packet* as the encoded Engine.IO packets of this socket's encoding.
+
+        The result is marked as shared, so that the transports of every
+        recipient it is written to build its wire form once.
+        """
+
+    def write_packets(self, packets: list[str | bytes], volatile: bool = False) -> None:
+        """Send packets encoded for this socket's :attr:`encoding` to its client.
+
+        With *volatile*, they are dropped if the client cannot take them at
+        once. Output to a socket whose ``connect`` handler is still deciding
+        waits, and follows the CONNECT packet.
+        """
+
+    def notify_outgoing(self, data: list[Any]) -> None:
+        """Tell the socket's outgoing listeners (``on_any_outgoing``) that ``[event, *args]`` is sent.
+
+        Does nothing (and costs almost nothing) when there are none.
+        """
+
+    def expect_ack(self, ack_id: int, waiter: AckWaiter) -> None:
+        """Call *waiter* when the client acknowledges packet *ack_id*, or its
+        :meth:`~AckWaiter.gone` if the socket goes first."""
+
+
 class BroadcastOptions:
     """Which sockets a broadcast reaches, and how: what the adapter gets from a
     :class:`~tornad_io.BroadcastOperator` chain."""
@@ -152,6 +237,26 @@ class Adapter:
     The server builds one per namespace (``adapter(namespace)``). A custom or
     cluster adapter subclasses it and overrides what goes beyond one process
     (the delivery and bulk methods); the rooms index stays local.
+
+    **The adapter seam.** Everything an adapter needs is public, so a custom
+    adapter never reaches into a socket or a namespace:
+
+    - its own rooms index (:attr:`rooms`, :attr:`sids`) and :meth:`select`,
+      which turns :class:`BroadcastOptions` into the local sockets they pick;
+    - the namespace (:attr:`nsp`): its local sockets by id
+      (:attr:`Namespace.sockets <tornad_io.Namespace.sockets>`), the id of a
+      packet that asks for acknowledgements (:meth:`Namespace.next_ack_id
+      <tornad_io.Namespace.next_ack_id>`) and the handler of an event another
+      server sent (:meth:`Namespace.server_side_handler
+      <tornad_io.Namespace.server_side_handler>`);
+    - each socket as a :class:`~tornad_io.adapter.Recipient`: ``encoding`` and ``encode_packet``
+      to encode once per encoding, ``notify_outgoing`` and ``write_packets``
+      to deliver, ``supports_acks`` and ``expect_ack`` to wait for
+      acknowledgements; and, for the bulk operations, what a socket offers as
+      a :class:`~tornad_io.FetchedSocket` (``join``, ``leave``, ``disconnect``).
+
+    :meth:`broadcast` and :meth:`broadcast_with_ack` below use nothing else;
+    they are the reference for how the pieces go together.
     """
 
     def __init__(self, nsp: Namespace) -> None:
@@ -216,54 +321,51 @@ class Adapter:
 
     # -- delivery --------------------------------------------------------------
 
-    def _select(self, opts: BroadcastOptions) -> Iterator[Socket]:
+    def select(self, opts: BroadcastOptions) -> list[Socket]:
+        """The local sockets that *opts* picks: in any of ``opts.rooms`` (every
+        socket if empty) and in none of ``opts.except_rooms``, each once."""
         sockets = self.nsp.sockets
         excluded: set[str] = set()
         for room in opts.except_rooms:
             members = self.rooms.get(room)
             if members:
                 excluded.update(members)
-        if opts.rooms:
-            seen: set[str] = set()
-            for room in opts.rooms:
-                members = self.rooms.get(room)
-                if not members:
+        if not opts.rooms:
+            if not excluded:
+                return list(sockets.values())
+            return [socket for sid, socket in sockets.items() if sid not in excluded]
+        selected: list[Socket] = []
+        seen: set[str] = set()
+        for room in opts.rooms:
+            members = self.rooms.get(room)
+            if not members:
+                continue
+            for sid in members:
+                if sid in seen or sid in excluded:
                     continue
-                for sid in list(members):
-                    if sid in seen or sid in excluded:
-                        continue
-                    seen.add(sid)
-                    socket = sockets.get(sid)
-                    if socket is not None:
-                        yield socket
-        else:
-            for sid, socket in list(sockets.items()):
-                if sid not in excluded:
-                    yield socket
-
-    def _deliveries(self, packet: codec.Packet, opts: BroadcastOptions) -> Iterator[tuple[Socket, list[str | bytes]]]:
-        """The selected sockets, each with *packet* encoded for its protocol generation.
-
-        The packet is encoded once per generation and the same (shared) list is handed
-        to every recipient of that generation, so transports can cache the wire form.
-        """
-        encoded: dict[str, list[str | bytes]] = {}
-        for socket in self._select(opts):
-            client = socket.client
-            packets = encoded.get(client.generation)
-            if packets is None:
-                packets = encoded[client.generation] = shared(
-                    client.encode(packet.type, packet.nsp, packet.data, packet.id)
-                )
-            if socket._any_outgoing:
-                socket._notify_outgoing(packet.data)
-            yield socket, packets
+                seen.add(sid)
+                socket = sockets.get(sid)
+                if socket is not None:
+                    selected.append(socket)
+        return selected
 
     def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
-        """Deliver *packet* to the selected sockets, encoded once for all."""
+        """Deliver *packet* to the selected sockets, encoded once per encoding.
+
+        Every recipient of one encoding gets the same encoded list, so its
+        transport can reuse the wire form built for the first.
+        """
+        # The loop is written out (no helper generator): a generator step and a tuple per
+        # recipient were a measurable share of a broadcast to a thousand sockets.
         volatile = opts.volatile
-        for socket, packets in self._deliveries(packet, opts):
-            socket._write_engine(packets, volatile)
+        data = packet.data
+        encoded: dict[Hashable, list[str | bytes]] = {}
+        for socket in self.select(opts):
+            packets = encoded.get(socket.encoding)
+            if packets is None:
+                packets = encoded[socket.encoding] = socket.encode_packet(packet)
+            socket.notify_outgoing(data)
+            socket.write_packets(packets, volatile)
 
     def broadcast_with_ack(
         self,
@@ -279,41 +381,47 @@ class Adapter:
         ``(socket id, first argument of the ack)`` per answer, and *on_gone* the id of
         a recipient that disconnected without answering. Returns the ids reached.
         """
-        packet.id = self.nsp._next_ack_id()
+        packet.id = self.nsp.next_ack_id()
+        volatile = opts.volatile
+        data = packet.data
+        encoded: dict[Hashable, list[str | bytes]] = {}
         reached: list[str] = []
-        for socket, packets in self._deliveries(packet, opts):
-            if socket.client.supports_acks:
-                socket._acks[packet.id] = _BroadcastAck(socket.id, on_ack, on_gone)
+        for socket in self.select(opts):
+            packets = encoded.get(socket.encoding)
+            if packets is None:
+                packets = encoded[socket.encoding] = socket.encode_packet(packet)
+            if socket.supports_acks:
+                socket.expect_ack(packet.id, _BroadcastAck(socket.id, on_ack, on_gone))
                 reached.append(socket.id)
-            socket._write_engine(packets, opts.volatile)
+            socket.notify_outgoing(data)
+            socket.write_packets(packets, volatile)
         client_count(len(reached))
         return reached
 
     def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
         """Ids of the sockets in any of *rooms* (all sockets if empty)."""
-        opts = BroadcastOptions(rooms=frozenset(rooms))
-        return {socket.id for socket in self._select(opts)}
+        return {socket.id for socket in self.select(BroadcastOptions(rooms=frozenset(rooms)))}
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
         """The sockets a selection matches (local ones only in memory)."""
-        return list(self._select(opts))
+        return list(self.select(opts))
 
     def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the selected sockets join *rooms*."""
         rooms = list(rooms)
-        for socket in list(self._select(opts)):
+        for socket in self.select(opts):
             socket.join(rooms)
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         """Make the selected sockets leave *rooms*."""
         rooms = list(rooms)
-        for socket in list(self._select(opts)):
+        for socket in self.select(opts):
             for room in rooms:
                 socket.leave(room)
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         """Disconnect the selected sockets (and their connection if *close*)."""
-        for socket in list(self._select(opts)):
+        for socket in self.select(opts):
             socket.disconnect(close)
 
     def server_side_emit(self, args: list[Any], on_ack: Callable[..., None] | None = None) -> None:
@@ -343,3 +451,9 @@ class _BroadcastAck:
     def gone(self) -> None:
         if self.on_gone is not None:
             self.on_gone(self.sid)
+
+
+if TYPE_CHECKING:
+    # mypy holds Socket to the interfaces it offers adapters and fetch_sockets() callers.
+    _socket_is_a_recipient: type[Recipient] = Socket
+    _socket_is_fetched: type[FetchedSocket] = Socket

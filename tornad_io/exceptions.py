@@ -70,5 +70,23 @@ class AckTimeout(TornadIOError, TimeoutError):
         self.missing: list[str] = missing or []
 
 
+class ClusterTimeout(TornadIOError, TimeoutError):
+    """A cluster request did not get every server's answer in time.
+
+    Raised by a cluster adapter (:mod:`tornad_io.cluster`) for ``fetch_sockets()``,
+    ``server_side_emit_with_ack()`` and the other requests that gather one answer
+    per server, after its ``requests_timeout``; also by a request still waiting
+    when the adapter closes.
+    """
+
+
+class ClusterConnectionError(TornadIOError, ConnectionError):
+    """The adapter could not reach Redis within its ``connect_timeout`` (from ``await io.init()``).
+
+    The message names the server tried and the last error. The adapter keeps
+    trying in the background; ``await io.shutdown()`` stops it.
+    """
+
+
 class Disconnected(TornadIOError):
     """The socket disconnected before an awaited acknowledgement arrived."""

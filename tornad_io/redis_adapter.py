@@ -1,12 +1,9 @@
-"""The Redis adapters (the ``redis`` extra: ``pip install "/path/to/tornad_io[redis]"``); see :mod:`tornad_io.cluster`.
+"""An alias of :mod:`tornad_io.cluster`, kept for code written against earlier releases.
 
-::
-
-    from tornad_io import Server
-    from tornad_io.redis_adapter import redis_adapter
-
-    io = Server(adapter=redis_adapter("redis://127.0.0.1:6379/0"))
+Earlier releases documented ``from tornad_io.redis_adapter import redis_adapter``;
+that keeps working and gives the same objects. New code imports from
+:mod:`tornad_io.cluster`.
 """
 
-from .cluster import *  # noqa: F403 - this module is the documented import path
+from .cluster import *  # noqa: F403 - the same names, nothing else
 from .cluster import __all__ as __all__

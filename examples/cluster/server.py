@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tornado.web  # noqa: E402
 
 from tornad_io import Server, Socket  # noqa: E402
-from tornad_io.redis_adapter import redis_adapter  # noqa: E402
+from tornad_io.cluster import redis_adapter  # noqa: E402
 
 
 def make_server(redis_url: str, name: str) -> Server:

@@ -1,6 +1,13 @@
 """Several server processes as one: Redis adapters in the wire formats of Node's
 ``@socket.io/redis-adapter`` (classic, and sharded for Redis 7), so Python and Node
-servers share a cluster and ``@socket.io/redis-emitter`` emits into it."""
+servers share a cluster and ``@socket.io/redis-emitter`` emits into it.
+
+This is the module to import them from (``from tornad_io.cluster import redis_adapter``);
+:mod:`tornad_io.redis_adapter` is an alias of it kept for code written against earlier
+releases. :exc:`ClusterTimeout` and :exc:`ClusterConnectionError` are defined in
+:mod:`tornad_io.exceptions`, which catches them without the ``redis`` extra, and
+re-exported here.
+"""
 
 try:
     import msgpack  # noqa: F401
@@ -15,7 +22,8 @@ except ModuleNotFoundError as error:  # the optional dependencies are not instal
         "(see the README: 'In your own project')"
     ) from error
 
-from .base import ClusterConnectionError, ClusterTimeout, RedisAdapterBase, RemoteSocket
+from ..exceptions import ClusterConnectionError, ClusterTimeout
+from .base import RedisAdapterBase, RemoteSocket
 from .classic import RedisAdapter, encode_broadcast, redis_adapter
 from .sharded import ShardedRedisAdapter, sharded_redis_adapter
 

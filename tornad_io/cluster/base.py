@@ -1,4 +1,11 @@
-"""What the Redis adapters share: helpers, remote-socket proxies, and the connection life cycle."""
+"""What the Redis adapters share: the connection life cycle, the cluster semantics, remote-socket proxies.
+
+:class:`RedisAdapterBase` keeps the subscription alive, publishes with retries, and holds
+what a broadcast with acknowledgements, a request that gathers one answer per server,
+a remote fetch and a server-side emit *mean*. Each wire format (:mod:`.classic`,
+:mod:`.sharded`) supplies only how those are written on Redis and read back, through
+the ``_encode_*`` and ``_reply_*`` methods listed in the class.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +14,21 @@ import json
 import logging
 import secrets
 import string
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Iterable, TypeVar
 
 import msgpack
-import redis.asyncio as aioredis  # noqa: F401 - for type annotations
+import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection
 from redis.exceptions import RedisError
 
-from ..adapter import Adapter, BroadcastOptions, RemoteHandshake
-from ..exceptions import TornadIOError
+from .._usercode import call_user, spawn
+from ..adapter import Adapter, BroadcastOptions, FetchedSocket, RemoteHandshake
+from ..exceptions import ClusterConnectionError, ClusterTimeout
 from ..socketio import codec
-from ..socketio._calls import spawn
 
 if TYPE_CHECKING:
     from ..socketio.namespace import Namespace
+    from ..socketio.socket import Socket
 
 log = logging.getLogger("tornad_io.redis")
 
@@ -35,18 +43,6 @@ def _dumps(value: Any) -> str:
 def uid() -> str:
     """A 6-character node or request id, like Node's ``uid2(6)``."""
     return "".join(secrets.choice(_UID_CHARS) for _ in range(6))
-
-
-class ClusterTimeout(TornadIOError, TimeoutError):
-    """A cluster request did not get every server's answer in time."""
-
-
-class ClusterConnectionError(TornadIOError, ConnectionError):
-    """The adapter could not reach Redis within its ``connect_timeout`` (from ``await io.init()``).
-
-    The message names the server tried and the last error. The adapter keeps
-    trying in the background; ``await io.shutdown()`` stops it.
-    """
 
 
 def redis_location(client: aioredis.Redis) -> str:
@@ -136,9 +132,35 @@ class Pending:
         self.on_ack: Callable[[str | None, Any], None] | None = None
 
 
+class _RemoteAckReplies:
+    """Answers another server's broadcast with acknowledgements: the local client count, then each local ack."""
+
+    __slots__ = ("adapter", "requester", "request_id")
+
+    def __init__(self, adapter: RedisAdapterBase, requester: str | None, request_id: str) -> None:
+        self.adapter = adapter
+        self.requester = requester
+        self.request_id = request_id
+
+    def client_count(self, count: int) -> None:
+        self.adapter._reply_client_count(self.requester, self.request_id, count)
+
+    def ack(self, sid: str | None, response: Any) -> None:
+        self.adapter._reply_broadcast_ack(self.requester, self.request_id, response)
+
+
 class RedisAdapterBase(Adapter):
     """The in-memory adapter plus a Redis subscription kept alive, publishing with retries, and
-    requests that gather one answer per other server."""
+    the cluster semantics of Node's ``ClusterAdapter``: broadcasts (with acknowledgements),
+    requests that gather one answer per other server, remote fetch and server-side emit.
+
+    A wire format subclasses it and supplies the subscription (``_subscribe``,
+    ``_publish_command``, ``_on_message``), new request ids (``_new_request_id``), the
+    encoded messages (``_encode_broadcast``, ``_encode_broadcast_with_ack``,
+    ``_encode_request``), the replies to other servers' requests
+    (``_reply_client_count``, ``_reply_broadcast_ack``, ``_reply_server_side_emit``)
+    and the remote part of a fetch (``_fetch_remote``).
+    """
 
     #: How the adapter names itself in log messages.
     label = "redis adapter"
@@ -176,6 +198,36 @@ class RedisAdapterBase(Adapter):
         raise NotImplementedError
 
     def _on_message(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _new_request_id(self) -> str:
+        raise NotImplementedError
+
+    def _encode_broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> tuple[str, bytes | str]:
+        """The channel and payload that carry a broadcast to the other servers."""
+        raise NotImplementedError
+
+    def _encode_broadcast_with_ack(
+        self, request_id: str, packet: codec.Packet, opts: BroadcastOptions
+    ) -> tuple[str, bytes | str]:
+        """The channel and payload of a broadcast that asks the other servers for acknowledgements."""
+        raise NotImplementedError
+
+    def _encode_request(self, request_id: str, kind: int, data: dict[str, Any]) -> tuple[str, bytes | str]:
+        """The channel and payload of a request of type *kind* that gathers one answer per server."""
+        raise NotImplementedError
+
+    def _reply_client_count(self, requester: str | None, request_id: str, count: int) -> None:
+        raise NotImplementedError
+
+    def _reply_broadcast_ack(self, requester: str | None, request_id: str, response: Any) -> None:
+        raise NotImplementedError
+
+    def _reply_server_side_emit(self, requester: str | None, request_id: str, result: Any) -> None:
+        raise NotImplementedError
+
+    async def _fetch_remote(self, opts: BroadcastOptions) -> list[Any]:
+        """The descriptions (see :meth:`_describe`) of the other servers' sockets that *opts* selects."""
         raise NotImplementedError
 
     # -- the connection ------------------------------------------------------------
@@ -278,7 +330,87 @@ class RedisAdapterBase(Adapter):
 
         spawn(publish())
 
+    # -- the adapter interface ----------------------------------------------------------
+
+    def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
+        if not opts.local:
+            self._send(*self._encode_broadcast(packet, opts))
+        Adapter.broadcast(self, packet, opts)
+
+    def broadcast_with_ack(
+        self,
+        packet: codec.Packet,
+        opts: BroadcastOptions,
+        client_count: Callable[[int], None],
+        on_ack: Callable[[str | None, Any], None],
+        on_gone: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        reached = Adapter.broadcast_with_ack(self, packet, opts, client_count, on_ack, on_gone)
+        if opts.local:
+            return reached
+        request_id = self._new_request_id()
+        lifetime = opts.timeout if opts.timeout is not None else self.requests_timeout
+        self._expect_acks(request_id, client_count, on_ack, lifetime)
+        self._send(*self._encode_broadcast_with_ack(request_id, packet, opts))
+        return reached
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
+        local: list[FetchedSocket] = list(self.select(opts))
+        if opts.local:
+            return local
+        remote = await self._fetch_remote(opts)
+        return local + [RemoteSocket(self, details) for details in remote]
+
+    # -- what other servers ask ----------------------------------------------------
+
+    def _deliver_remote_broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
+        """Deliver another server's broadcast to the local sockets (and publish nothing)."""
+        Adapter.broadcast(self, codec.Packet(codec.EVENT, self.nsp.name, data), opts)
+
+    def _answer_broadcast_with_ack(
+        self, requester: str | None, request_id: str, data: list[Any], opts: BroadcastOptions
+    ) -> None:
+        """Deliver another server's broadcast with acknowledgements to the local sockets, and
+        answer it with their count and then each acknowledgement."""
+        replies = _RemoteAckReplies(self, requester, request_id)
+        packet = codec.Packet(codec.EVENT, self.nsp.name, data)
+        Adapter.broadcast_with_ack(self, packet, opts, replies.client_count, replies.ack)
+
+    def _answer_server_side_emit(self, requester: str | None, request_id: str | None, data: list[Any]) -> None:
+        """Run the handler of a server-side emit ``[event, *args]``; answer it if it asks for an ack."""
+        if not data:
+            return
+        event, args = data[0], data[1:]
+        handler = self.nsp.server_side_handler(event)
+        if handler is None:
+            return
+        what = f"server-side {event}"
+        if request_id is None:
+            call_user(handler, args, what, "-")
+            return
+
+        def reply(result: Any) -> None:
+            self._reply_server_side_emit(requester, request_id, result)
+
+        call_user(handler, args, what, "-", reply)
+
+    @staticmethod
+    def _describe(socket: Socket) -> dict[str, Any]:
+        """A local socket as a fetch answer carries it (what :class:`RemoteSocket` is built from)."""
+        return {
+            "id": socket.id,
+            "handshake": socket.handshake.as_dict(),
+            "rooms": sorted(socket.rooms),
+            "data": socket.data,
+        }
+
     # -- requests ----------------------------------------------------------------
+
+    async def _request(self, kind: int, data: dict[str, Any]) -> list[Any]:
+        """Send a request of type *kind* and gather the other servers' answers."""
+        request_id = self._new_request_id()
+        channel, payload = self._encode_request(request_id, kind, data)
+        return await self._gather(kind, request_id, lambda: self._send(channel, payload))
 
     async def _gather(self, kind: int, request_id: str, publish: Callable[[], None]) -> list[Any]:
         """Publish a request and gather one answer per other server, re-counting servers while
@@ -334,3 +466,26 @@ class RedisAdapterBase(Adapter):
             on_ack(None, responses)
 
         spawn(run())
+
+
+AdapterT = TypeVar("AdapterT", bound=RedisAdapterBase)
+
+
+class _SharedClientFactory(Generic[AdapterT]):
+    """The ``adapter=`` argument that :func:`~tornad_io.cluster.redis_adapter` and
+    :func:`~tornad_io.cluster.sharded_redis_adapter` return: builds the adapter of each
+    namespace with one redis-py client, the one given or one made from the URL on first use."""
+
+    __slots__ = ("build", "url", "client")
+
+    def __init__(
+        self, build: Callable[[Namespace, aioredis.Redis], AdapterT], url: str, client: aioredis.Redis | None
+    ) -> None:
+        self.build = build
+        self.url = url
+        self.client = client
+
+    def __call__(self, nsp: Namespace) -> AdapterT:
+        if self.client is None:
+            self.client = aioredis.Redis.from_url(self.url)
+        return self.build(nsp, self.client)

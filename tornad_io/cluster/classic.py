@@ -15,10 +15,9 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..adapter import BroadcastOptions, FetchedSocket
+from ..adapter import BroadcastOptions
 from ..socketio import codec
-from ..socketio._calls import call_user
-from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log, uid
+from .base import RedisAdapterBase, _dumps, _plain, _rooms, _SharedClientFactory, decode_message, log, uid
 
 if TYPE_CHECKING:
     from ..socketio.namespace import Namespace
@@ -119,17 +118,17 @@ class RedisAdapter(RedisAdapterBase):
             volatile=bool(flags.get("volatile")),
             compress=flags.get("compress", True) is not False,
         )
-        super().broadcast(codec.Packet(codec.EVENT, self.nsp.name, packet["data"]), options)
+        self._deliver_remote_broadcast(packet["data"], options)
 
     def _opts(self, request: dict[str, Any]) -> BroadcastOptions:
         opts = request.get("opts") or {}
         return BroadcastOptions(rooms=_rooms(opts.get("rooms")), except_rooms=_rooms(opts.get("except")))
 
-    def _respond(self, request: dict[str, Any], response: dict[str, Any], binary: bool = False) -> None:
+    def _respond(self, requester: str | None, response: dict[str, Any], binary: bool = False) -> None:
         payload: bytes | str = msgpack.packb(response) if binary else _dumps(response)
         channel = self.response_channel
-        if self.specific_response and request.get("uid"):
-            channel = f"{self.response_channel}{request['uid']}#"
+        if self.specific_response and requester:
+            channel = f"{self.response_channel}{requester}#"
         self._send(channel, payload)
 
     def _on_request(self, request: dict[str, Any]) -> None:
@@ -154,60 +153,34 @@ class RedisAdapter(RedisAdapterBase):
             return
         if request.get("uid") == self.uid:
             return
+        requester = request.get("uid")
         if kind == SOCKETS:
             sids = sorted(self.sockets(_rooms(request.get("rooms"))))
-            self._respond(request, {"requestId": request_id, "sockets": sids})
+            self._respond(requester, {"requestId": request_id, "sockets": sids})
         elif kind == ALL_ROOMS:
-            self._respond(request, {"requestId": request_id, "rooms": list(self.rooms)})
+            self._respond(requester, {"requestId": request_id, "rooms": list(self.rooms)})
         elif kind == REMOTE_FETCH:
-            sockets = [self._describe(s) for s in self._select(self._opts(request))]
-            self._respond(request, {"requestId": request_id, "sockets": sockets})
+            sockets = [self._describe(s) for s in self.select(self._opts(request))]
+            self._respond(requester, {"requestId": request_id, "sockets": sockets})
         elif kind == SERVER_SIDE_EMIT:
-            self._on_server_side_emit(request)
+            self._answer_server_side_emit(requester, request_id, request.get("data") or [])
         elif kind == BROADCAST:
-            self._on_remote_broadcast_with_ack(request)
-
-    def _describe(self, socket: Any) -> dict[str, Any]:
-        handshake = socket.handshake.as_dict()
-        return {"id": socket.id, "handshake": handshake, "rooms": sorted(socket.rooms), "data": socket.data}
-
-    def _on_server_side_emit(self, request: dict[str, Any]) -> None:
-        data = request.get("data") or []
-        if not data:
-            return
-        event, args = data[0], data[1:]
-        request_id = request.get("requestId")
-        handler = self.nsp._server_handlers.get(event)
-        if handler is None:
-            return
-        if request_id is None:
-            call_user(handler, args, f"server-side {event}", "-")
-            return
-
-        def reply(result: Any) -> None:
-            # The ack reply always goes to the shared response channel (as in Node).
-            payload = _dumps({"type": SERVER_SIDE_EMIT, "requestId": request_id, "data": _plain(result)})
-            self._send(self.response_channel, payload)
-
-        call_user(handler, args, f"server-side {event}", "-", reply)
-
-    def _on_remote_broadcast_with_ack(self, request: dict[str, Any]) -> None:
-        request_id = request["requestId"]
-        packet = request["packet"]
-        opts = request.get("opts") or {}
-        options = BroadcastOptions(rooms=_rooms(opts.get("rooms")), except_rooms=_rooms(opts.get("except")))
-
-        def on_count(count: int) -> None:
-            self._respond(request, {"type": BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": count})
-
-        def on_ack(sid: str | None, response: Any) -> None:
-            self._respond(
-                request,
-                {"type": BROADCAST_ACK, "requestId": request_id, "packet": _plain(response)},
-                binary=True,
+            self._answer_broadcast_with_ack(
+                requester, request["requestId"], request["packet"]["data"], self._opts(request)
             )
 
-        super().broadcast_with_ack(codec.Packet(codec.EVENT, self.nsp.name, packet["data"]), options, on_count, on_ack)
+    def _reply_client_count(self, requester: str | None, request_id: str, count: int) -> None:
+        self._respond(requester, {"type": BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": count})
+
+    def _reply_broadcast_ack(self, requester: str | None, request_id: str, response: Any) -> None:
+        self._respond(
+            requester, {"type": BROADCAST_ACK, "requestId": request_id, "packet": _plain(response)}, binary=True
+        )
+
+    def _reply_server_side_emit(self, requester: str | None, request_id: str, result: Any) -> None:
+        # The ack reply always goes to the shared response channel (as in Node).
+        payload = _dumps({"type": SERVER_SIDE_EMIT, "requestId": request_id, "data": _plain(result)})
+        self._send(self.response_channel, payload)
 
     def _on_response(self, response: dict[str, Any]) -> None:
         pending = self._pending.get(response.get("requestId", ""))
@@ -225,30 +198,20 @@ class RedisAdapter(RedisAdapterBase):
         elif pending.kind == SERVER_SIDE_EMIT:
             self._answered(pending, [response.get("data")])
 
-    # -- outgoing: the adapter interface ---------------------------------------------
+    # -- outgoing: the wire format -----------------------------------------------------
 
-    def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
-        if not opts.local:
-            channel = self.channel
-            if len(opts.rooms) == 1:
-                channel += next(iter(opts.rooms)) + "#"
-            self._send(channel, encode_broadcast(self.uid, self.nsp.name, packet.data, opts))
-        super().broadcast(packet, opts)
+    def _new_request_id(self) -> str:
+        return uid()
 
-    def broadcast_with_ack(
-        self,
-        packet: codec.Packet,
-        opts: BroadcastOptions,
-        client_count: Callable[[int], None],
-        on_ack: Callable[[str | None, Any], None],
-        on_gone: Callable[[str], None] | None = None,
-    ) -> list[str]:
-        reached = super().broadcast_with_ack(packet, opts, client_count, on_ack, on_gone)
-        if opts.local:
-            return reached
-        request_id = uid()
-        lifetime = opts.timeout if opts.timeout is not None else self.requests_timeout
-        self._expect_acks(request_id, client_count, on_ack, lifetime)
+    def _encode_broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> tuple[str, bytes | str]:
+        channel = self.channel
+        if len(opts.rooms) == 1:
+            channel += next(iter(opts.rooms)) + "#"
+        return channel, encode_broadcast(self.uid, self.nsp.name, packet.data, opts)
+
+    def _encode_broadcast_with_ack(
+        self, request_id: str, packet: codec.Packet, opts: BroadcastOptions
+    ) -> tuple[str, bytes | str]:
         flags: dict[str, Any] = {}
         if opts.timeout is not None:
             flags["timeout"] = int(opts.timeout * 1000)
@@ -259,29 +222,20 @@ class RedisAdapter(RedisAdapterBase):
             "packet": {"type": codec.EVENT, "data": _plain(packet.data), "nsp": self.nsp.name},
             "opts": {"rooms": list(opts.rooms), "except": list(opts.except_rooms), "flags": flags},
         }
-        self._send(self.request_channel, msgpack.packb(request))
-        return reached
+        return self.request_channel, msgpack.packb(request)
 
-    async def _request(self, kind: int, request: dict[str, Any]) -> list[Any]:
-        request_id = uid()
-        payload = _dumps({"uid": self.uid, "requestId": request_id, **request})
-        return await self._gather(kind, request_id, lambda: self._send(self.request_channel, payload))
+    def _encode_request(self, request_id: str, kind: int, data: dict[str, Any]) -> tuple[str, bytes | str]:
+        return self.request_channel, _dumps({"uid": self.uid, "requestId": request_id, "type": kind, **data})
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
-        local: list[FetchedSocket] = list(self._select(opts))
-        if opts.local:
-            return local
-        request = {
-            "type": REMOTE_FETCH,
-            "opts": {"rooms": list(opts.rooms), "except": list(opts.except_rooms)},
-        }
-        remote = await self._request(REMOTE_FETCH, request)
-        return local + [RemoteSocket(self, details) for details in remote]
+    async def _fetch_remote(self, opts: BroadcastOptions) -> list[Any]:
+        return await self._request(
+            REMOTE_FETCH, {"opts": {"rooms": list(opts.rooms), "except": list(opts.except_rooms)}}
+        )
 
     async def all_rooms(self) -> set[str]:
         """Every room of the namespace across the cluster."""
         rooms = set(self.rooms)
-        rooms.update(await self._request(ALL_ROOMS, {"type": ALL_ROOMS}))
+        rooms.update(await self._request(ALL_ROOMS, {}))
         return rooms
 
     def _remote(self, kind: int, opts: BroadcastOptions, **fields: Any) -> None:
@@ -316,9 +270,7 @@ class RedisAdapter(RedisAdapterBase):
         if on_ack is None:
             self._send(self.request_channel, _dumps({"uid": self.uid, "type": SERVER_SIDE_EMIT, "data": _plain(args)}))
         else:
-            self._emit_with_ack(
-                self._request(SERVER_SIDE_EMIT, {"type": SERVER_SIDE_EMIT, "data": _plain(args)}), on_ack
-            )
+            self._emit_with_ack(self._request(SERVER_SIDE_EMIT, {"data": _plain(args)}), on_ack)
 
 
 def redis_adapter(
@@ -341,13 +293,8 @@ def redis_adapter(
     ``await io.init()`` raises :exc:`ClusterConnectionError` when Redis cannot
     be reached within *connect_timeout* seconds.
     """
-    shared: list[aioredis.Redis] = [client] if client is not None else []
 
-    def make(nsp: Namespace) -> RedisAdapter:
-        if not shared:
-            shared.append(aioredis.Redis.from_url(url))
-        return RedisAdapter(
-            nsp, shared[0], key, requests_timeout, publish_on_specific_response_channel, connect_timeout
-        )
+    def build(nsp: Namespace, redis: aioredis.Redis) -> RedisAdapter:
+        return RedisAdapter(nsp, redis, key, requests_timeout, publish_on_specific_response_channel, connect_timeout)
 
-    return make
+    return _SharedClientFactory(build, url, client)

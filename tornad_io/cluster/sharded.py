@@ -15,10 +15,10 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..adapter import BroadcastOptions, FetchedSocket
+from .._usercode import spawn
+from ..adapter import BroadcastOptions
 from ..socketio import codec
-from ..socketio._calls import call_user, spawn
-from .base import RedisAdapterBase, RemoteSocket, _dumps, _plain, _rooms, decode_message, log
+from .base import RedisAdapterBase, _dumps, _plain, _rooms, _SharedClientFactory, decode_message, log
 
 if TYPE_CHECKING:
     from ..socketio.namespace import Namespace
@@ -109,9 +109,13 @@ class ShardedRedisAdapter(RedisAdapterBase):
 
     # transport
 
-    def _publish(self, channel: str, envelope: dict[str, Any]) -> None:
+    @staticmethod
+    def _encode_envelope(envelope: dict[str, Any]) -> bytes | str:
         """Envelopes are JSON, or msgpack when they carry binary (receivers sniff ``{``)."""
-        self._send(channel, msgpack.packb(envelope) if codec.has_binary(envelope["data"]) else _dumps(envelope))
+        return msgpack.packb(envelope) if codec.has_binary(envelope["data"]) else _dumps(envelope)
+
+    def _publish(self, channel: str, envelope: dict[str, Any]) -> None:
+        self._send(channel, self._encode_envelope(envelope))
 
     def _envelope(self, type_: int, data: dict[str, Any]) -> dict[str, Any]:
         return {"type": type_, "data": data, "uid": self.uid, "nsp": self.nsp.name}
@@ -146,19 +150,11 @@ class ShardedRedisAdapter(RedisAdapterBase):
             volatile=bool((opts_in.get("flags") or {}).get("volatile")),
         )
         if kind == S_BROADCAST:
-            packet = codec.Packet(codec.EVENT, self.nsp.name, data["packet"]["data"])
             request_id = data.get("requestId")
             if request_id is None:
-                super().broadcast(packet, opts)
-                return
-
-            def on_count(count: int) -> None:
-                self._reply(sender, S_BROADCAST_CLIENT_COUNT, {"requestId": request_id, "clientCount": count})
-
-            def on_ack(sid: str | None, response: Any) -> None:
-                self._reply(sender, S_BROADCAST_ACK, {"requestId": request_id, "packet": _plain(response)})
-
-            super().broadcast_with_ack(packet, opts, on_count, on_ack)
+                self._deliver_remote_broadcast(data["packet"]["data"], opts)
+            else:
+                self._answer_broadcast_with_ack(sender, request_id, data["packet"]["data"], opts)
         elif kind == S_SOCKETS_JOIN:
             super().add_sockets(opts, _rooms(data.get("rooms")))
         elif kind == S_SOCKETS_LEAVE:
@@ -166,13 +162,10 @@ class ShardedRedisAdapter(RedisAdapterBase):
         elif kind == S_DISCONNECT_SOCKETS:
             super().disconnect_sockets(opts, bool(data.get("close")))
         elif kind == S_FETCH_SOCKETS:
-            sockets = [
-                {"id": s.id, "handshake": s.handshake.as_dict(), "rooms": sorted(s.rooms), "data": s.data}
-                for s in self._select(opts)
-            ]
+            sockets = [self._describe(s) for s in self.select(opts)]
             self._reply(sender, S_FETCH_SOCKETS_RESPONSE, {"requestId": data["requestId"], "sockets": sockets})
         elif kind == S_SERVER_SIDE_EMIT:
-            self._on_server_side_emit(sender, data)
+            self._answer_server_side_emit(sender, data.get("requestId"), data.get("packet") or [])
         elif kind in (S_FETCH_SOCKETS_RESPONSE, S_SERVER_SIDE_EMIT_RESPONSE):
             pending = self._pending.get(data.get("requestId", ""))
             if pending is not None:
@@ -187,69 +180,46 @@ class ShardedRedisAdapter(RedisAdapterBase):
             elif kind == S_BROADCAST_ACK and pending.on_ack is not None:
                 pending.on_ack(None, data.get("packet"))
 
-    def _on_server_side_emit(self, sender: str, data: dict[str, Any]) -> None:
-        packet = data.get("packet") or []
-        if not packet:
-            return
-        handler = self.nsp._server_handlers.get(packet[0])
-        if handler is None:
-            return
-        request_id = data.get("requestId")
-        if request_id is None:
-            call_user(handler, packet[1:], f"server-side {packet[0]}", "-")
-            return
+    def _reply_client_count(self, requester: str | None, request_id: str, count: int) -> None:
+        self._reply(str(requester), S_BROADCAST_CLIENT_COUNT, {"requestId": request_id, "clientCount": count})
 
-        def reply(result: Any) -> None:
-            self._reply(sender, S_SERVER_SIDE_EMIT_RESPONSE, {"requestId": request_id, "packet": _plain(result)})
+    def _reply_broadcast_ack(self, requester: str | None, request_id: str, response: Any) -> None:
+        self._reply(str(requester), S_BROADCAST_ACK, {"requestId": request_id, "packet": _plain(response)})
 
-        call_user(handler, packet[1:], f"server-side {packet[0]}", "-", reply)
+    def _reply_server_side_emit(self, requester: str | None, request_id: str, result: Any) -> None:
+        self._reply(str(requester), S_SERVER_SIDE_EMIT_RESPONSE, {"requestId": request_id, "packet": _plain(result)})
 
-    # the adapter interface
+    # the wire format of what this server sends
 
-    def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
-        if not opts.local:
-            channel = self.channel
-            if len(opts.rooms) == 1:
-                room = next(iter(opts.rooms))
-                if len(room) != _PRIVATE_ROOM_LENGTH:
-                    channel = f"{self.channel}{room}#"
-            data = {"packet": {"type": codec.EVENT, "data": _plain(packet.data)}, "opts": _opts_dict(opts)}
-            self._publish(channel, self._envelope(S_BROADCAST, data))
-        super().broadcast(packet, opts)
+    def _new_request_id(self) -> str:
+        return _hex_id()
 
-    def broadcast_with_ack(
-        self,
-        packet: codec.Packet,
-        opts: BroadcastOptions,
-        client_count: Callable[[int], None],
-        on_ack: Callable[[str | None, Any], None],
-        on_gone: Callable[[str], None] | None = None,
-    ) -> list[str]:
-        reached = super().broadcast_with_ack(packet, opts, client_count, on_ack, on_gone)
-        if opts.local:
-            return reached
-        request_id = _hex_id()
-        lifetime = opts.timeout if opts.timeout is not None else self.requests_timeout
-        self._expect_acks(request_id, client_count, on_ack, lifetime)
+    def _encode_broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> tuple[str, bytes | str]:
+        channel = self.channel
+        if len(opts.rooms) == 1:
+            room = next(iter(opts.rooms))
+            if len(room) != _PRIVATE_ROOM_LENGTH:
+                channel = f"{self.channel}{room}#"
+        data = {"packet": {"type": codec.EVENT, "data": _plain(packet.data)}, "opts": _opts_dict(opts)}
+        return channel, self._encode_envelope(self._envelope(S_BROADCAST, data))
+
+    def _encode_broadcast_with_ack(
+        self, request_id: str, packet: codec.Packet, opts: BroadcastOptions
+    ) -> tuple[str, bytes | str]:
         data = {
             "packet": {"type": codec.EVENT, "data": _plain(packet.data)},
             "opts": _opts_dict(opts),
             "requestId": request_id,
         }
-        self._publish(self.channel, self._envelope(S_BROADCAST, data))
-        return reached
+        return self.channel, self._encode_envelope(self._envelope(S_BROADCAST, data))
 
-    async def _request(self, kind: int, data: dict[str, Any]) -> list[Any]:
-        request_id = _hex_id()
-        envelope = self._envelope(kind, {**data, "requestId": request_id})
-        return await self._gather(kind, request_id, lambda: self._publish(self.channel, envelope))
+    def _encode_request(self, request_id: str, kind: int, data: dict[str, Any]) -> tuple[str, bytes | str]:
+        return self.channel, self._encode_envelope(self._envelope(kind, {**data, "requestId": request_id}))
 
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[FetchedSocket]:
-        local: list[FetchedSocket] = list(self._select(opts))
-        if opts.local:
-            return local
-        remote = await self._request(S_FETCH_SOCKETS, {"opts": _opts_dict(opts)})
-        return local + [RemoteSocket(self, details) for details in remote]
+    async def _fetch_remote(self, opts: BroadcastOptions) -> list[Any]:
+        return await self._request(S_FETCH_SOCKETS, {"opts": _opts_dict(opts)})
+
+    # the adapter interface
 
     def _cluster_apply(self, kind: int, opts: BroadcastOptions, **fields: Any) -> None:
         # ClusterAdapter semantics: applied here now, and by the others when Redis delivers it.
@@ -292,11 +262,8 @@ def sharded_redis_adapter(
     format of Node's ``createShardedAdapter`` (``SSUBSCRIBE``/``SPUBLISH``),
     for Redis Cluster. The parameters are those of :func:`redis_adapter`.
     """
-    shared: list[aioredis.Redis] = [client] if client is not None else []
 
-    def make(nsp: Namespace) -> ShardedRedisAdapter:
-        if not shared:
-            shared.append(aioredis.Redis.from_url(url))
-        return ShardedRedisAdapter(nsp, shared[0], key, requests_timeout, connect_timeout)
+    def build(nsp: Namespace, redis: aioredis.Redis) -> ShardedRedisAdapter:
+        return ShardedRedisAdapter(nsp, redis, key, requests_timeout, connect_timeout)
 
-    return make
+    return _SharedClientFactory(build, url, client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Iterable, NoReturn
 
+from .._usercode import spawn
 from ..adapter import BroadcastOptions
 from ..exceptions import AckTimeout
 from . import codec
@@ -181,60 +182,14 @@ class BroadcastOperator:
         return await future
 
     def _broadcast_with_ack(self, packet: codec.Packet, callback: Callable[..., Any]) -> None:
-        loop = asyncio.get_running_loop()
-        responses = AckResponses()
-        responses.by_sid = {}
-        state = {"expected_servers": -1, "servers": 0, "clients": 0, "done": False}
-        reached: list[str] = []
-        timer: asyncio.TimerHandle | None = None
+        gatherer = _AckGatherer(callback, self._opts.timeout)
+        gatherer.reached = self.adapter.broadcast_with_ack(
+            packet, self._opts, gatherer.client_count, gatherer.ack, gatherer.gone
+        )
+        spawn(self._count_servers(gatherer))
 
-        def finish(error: AckTimeout | None) -> None:
-            if state["done"]:
-                return
-            state["done"] = True
-            if timer is not None:
-                timer.cancel()
-            callback(error, responses)
-
-        def check() -> None:
-            if state["expected_servers"] == state["servers"] and len(responses) >= state["clients"]:
-                finish(None)
-
-        def on_count(count: int) -> None:
-            state["clients"] += count
-            state["servers"] += 1
-            check()
-
-        def on_ack(sid: str | None, response: Any) -> None:
-            if state["done"]:
-                return
-            responses.append(response)
-            if sid is not None:
-                responses.by_sid[sid] = response
-            check()
-
-        def on_timeout() -> None:
-            missing = [sid for sid in reached if sid not in responses.by_sid]
-            finish(AckTimeout("operation has timed out", dict(responses.by_sid), missing))
-
-        if self._opts.timeout is not None:
-            timer = loop.call_later(self._opts.timeout, on_timeout)
-
-        def on_gone(sid: str) -> None:
-            # A recipient that disconnects without answering is not waited for.
-            if not state["done"]:
-                state["clients"] -= 1
-                check()
-
-        reached.extend(self.adapter.broadcast_with_ack(packet, self._opts, on_count, on_ack, on_gone))
-
-        async def count_servers() -> None:
-            state["expected_servers"] = await self.adapter.server_count()
-            check()
-
-        from ._calls import spawn
-
-        spawn(count_servers())
+    async def _count_servers(self, gatherer: _AckGatherer) -> None:
+        gatherer.server_count(await self.adapter.server_count())
 
     # -- bulk operations ---------------------------------------------------------
 
@@ -253,3 +208,72 @@ class BroadcastOperator:
     def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the selected sockets (closing their connection if *close*)."""
         self.adapter.disconnect_sockets(self._opts, close)
+
+
+class _AckGatherer:
+    """The acknowledgements of one broadcast, gathered until complete or timed out.
+
+    Complete when every server has reported how many clients it reached
+    (:meth:`client_count`, one call per server, this one included; how many
+    servers there are comes later, from :meth:`server_count`) and that many
+    answers have arrived, less the recipients that went without answering.
+    *callback* is then called once as ``callback(error, responses)``.
+    """
+
+    __slots__ = ("callback", "responses", "reached", "expected_servers", "servers", "clients", "done", "timer")
+
+    def __init__(self, callback: Callable[..., Any], timeout: float | None) -> None:
+        self.callback = callback
+        self.responses = AckResponses()
+        self.responses.by_sid = {}
+        #: The local sockets asked to acknowledge (for AckTimeout.missing).
+        self.reached: list[str] = []
+        self.expected_servers = -1  # not known until server_count() answers
+        self.servers = 0
+        self.clients = 0
+        self.done = False
+        self.timer: asyncio.TimerHandle | None = None
+        if timeout is not None:
+            self.timer = asyncio.get_running_loop().call_later(timeout, self.timed_out)
+
+    def client_count(self, count: int) -> None:
+        """One server reached *count* clients."""
+        self.clients += count
+        self.servers += 1
+        self.check()
+
+    def server_count(self, count: int) -> None:
+        """How many servers will report a client count."""
+        self.expected_servers = count
+        self.check()
+
+    def ack(self, sid: str | None, response: Any) -> None:
+        """One client answered (*sid* is None for a client of another server)."""
+        if self.done:
+            return
+        self.responses.append(response)
+        if sid is not None:
+            self.responses.by_sid[sid] = response
+        self.check()
+
+    def gone(self, sid: str) -> None:
+        """A local recipient disconnected without answering: it is not waited for."""
+        if not self.done:
+            self.clients -= 1
+            self.check()
+
+    def check(self) -> None:
+        if self.expected_servers == self.servers and len(self.responses) >= self.clients:
+            self.finish(None)
+
+    def timed_out(self) -> None:
+        missing = [sid for sid in self.reached if sid not in self.responses.by_sid]
+        self.finish(AckTimeout("operation has timed out", dict(self.responses.by_sid), missing))
+
+    def finish(self, error: AckTimeout | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.callback(error, self.responses)

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn, 
 
 from .._logsafe import safe_repr
 from .._typing import ConnectMiddlewareT, HandlerT
+from .._usercode import call_user, spawn
 from ..adapter import Adapter, FetchedSocket
 from ..exceptions import ConnectionRefused
 from . import codec
-from ._calls import call_user, spawn
 from .broadcast import DONE, AckResponses, BroadcastOperator, unsupported_arguments
 from .socket import Socket
 
@@ -154,10 +154,25 @@ class Namespace:
         if nsp_handler is not None:
             call_user(nsp_handler, (socket, *args), event, socket.id)
 
-    def _next_ack_id(self) -> int:
+    def next_ack_id(self) -> int:
+        """A new id for a packet that asks for acknowledgements.
+
+        Unique in the namespace, so an adapter can give the same id to the
+        packet it sends to many sockets (each socket waits for it on its own).
+        """
         ack_id = self._ids
         self._ids += 1
         return ack_id
+
+    _next_ack_id = next_ack_id
+
+    def server_side_handler(self, event: str) -> Handler | None:
+        """The handler registered with :meth:`on_server_side_emit` for *event*, or None.
+
+        What a cluster adapter calls with the arguments of an event another
+        server sent (see :class:`~tornad_io.Adapter`).
+        """
+        return self._server_handlers.get(event)
 
     # -- connecting --------------------------------------------------------------
 

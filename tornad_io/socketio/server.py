@@ -50,7 +50,7 @@ class Server:
     (an unknown one raises :exc:`TypeError`). *adapter* builds each
     namespace's adapter: the in-memory :class:`~tornad_io.Adapter` by default,
     or a cluster adapter such as ``redis_adapter(url)`` from
-    :mod:`tornad_io.redis_adapter`.
+    :mod:`tornad_io.cluster`.
 
     The methods that emit, select or register without naming a namespace act
     on the main namespace ``/`` (:attr:`sockets`); ``io.of("/admin")`` gives

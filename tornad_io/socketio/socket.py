@@ -6,14 +6,15 @@ import asyncio
 import datetime
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterable, overload
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, overload
 
 from .._logsafe import safe_repr
 from .._typing import HandlerT, PacketMiddlewareT
-from ..adapter import BroadcastOptions
+from .._usercode import ack_args, call_user, spawn
+from ..adapter import AckWaiter, BroadcastOptions
+from ..engineio.codec import shared
 from ..exceptions import AckTimeout, Disconnected
 from . import codec
-from ._calls import ack_args, call_user, spawn
 from .broadcast import BroadcastOperator
 
 if TYPE_CHECKING:
@@ -128,6 +129,11 @@ class Socket:
     (:meth:`emit`, :meth:`emit_with_ack`), listens to it (:meth:`on`,
     :meth:`on_any`), joins and leaves rooms, and starts broadcasts that leave
     it out (:meth:`to`, :attr:`broadcast`).
+
+    To an adapter it is a :class:`~tornad_io.adapter.Recipient`
+    (:attr:`encoding`, :meth:`encode_packet`, :meth:`write_packets`,
+    :meth:`notify_outgoing`, :attr:`supports_acks`, :meth:`expect_ack`):
+    applications do not need those.
     """
 
     __slots__ = (
@@ -137,6 +143,7 @@ class Socket:
         "handshake",
         "data",
         "connected",
+        "encoding",
         "_acks",
         "_handlers",
         "_any",
@@ -161,7 +168,11 @@ class Socket:
         self.data: dict[str, Any] = {}
         #: Whether the socket is connected to its namespace.
         self.connected = False
-        self._acks: dict[int, Any] = {}
+        #: Which encoding the client reads (its protocol generation): an adapter encodes a
+        #: broadcast once per encoding among its recipients (see :class:`~tornad_io.adapter.Recipient`).
+        #: An attribute rather than a property: a broadcast reads it once per recipient.
+        self.encoding: Hashable = client.generation
+        self._acks: dict[int, AckWaiter] = {}
         self._handlers: dict[Any, list[Handler]] | None = None
         self._any: list[Handler] | None = None
         self._any_outgoing: list[Handler] | None = None
@@ -193,6 +204,11 @@ class Socket:
     def transport(self) -> str:
         """The name of the transport carrying the socket now."""
         return self.client.session.transport.name
+
+    @property
+    def supports_acks(self) -> bool:
+        """Whether the client can acknowledge (a Socket.IO 0.6 client cannot)."""
+        return self.client.supports_acks
 
     # -- listeners ------------------------------------------------------------------
 
@@ -326,13 +342,13 @@ class Socket:
         data = [event, *args]
         ack_id = None
         if callback is not None or future is not None:
-            ack_id = self.nsp._next_ack_id()
+            ack_id = self.nsp.next_ack_id()
             timer = None
             if timeout is not None:
                 timer = asyncio.get_running_loop().call_later(timeout, self._ack_timed_out, ack_id, on_timeout, future)
             self._acks[ack_id] = _PendingAck(callback, future, timer)
         if self._any_outgoing:
-            self._notify_outgoing(data)
+            self.notify_outgoing(data)
         self._write_engine(self.client.encode(codec.EVENT, self.nsp.name, data, ack_id), volatile)
         return True
 
@@ -346,7 +362,20 @@ class Socket:
         elif callback is not None:
             call_user(callback, (error,), "ack timeout", self.id)
 
-    def _write_engine(self, packets: list[str | bytes], volatile: bool = False) -> None:
+    # -- the adapter seam (tornad_io.adapter.Recipient) ---------------------------
+
+    def encode_packet(self, packet: codec.Packet) -> list[str | bytes]:
+        """*packet* encoded for this socket's client, marked as shared by every recipient
+        of the same :attr:`encoding` (their transports build its wire form once)."""
+        return shared(self.client.encode(packet.type, packet.nsp, packet.data, packet.id))
+
+    def write_packets(self, packets: list[str | bytes], volatile: bool = False) -> None:
+        """Send packets encoded for this socket's :attr:`encoding` to the client.
+
+        With *volatile*, they are dropped if the client cannot take them at
+        once. While the ``connect`` handler decides, output waits and follows
+        the CONNECT packet.
+        """
         if not packets:
             return
         if self._held is not None:
@@ -358,9 +387,18 @@ class Socket:
         else:
             session.send_one(packets[0])
 
-    def _notify_outgoing(self, data: list[Any]) -> None:
-        for listener in list(self._any_outgoing or ()):
-            call_user(listener, data, "outgoing listener", self.id)
+    _write_engine = write_packets
+
+    def notify_outgoing(self, data: list[Any]) -> None:
+        """Call the outgoing listeners (:meth:`on_any_outgoing`) with ``[event, *args]`` being sent."""
+        if self._any_outgoing:
+            for listener in list(self._any_outgoing):
+                call_user(listener, data, "outgoing listener", self.id)
+
+    def expect_ack(self, ack_id: int, waiter: AckWaiter) -> None:
+        """Call *waiter* with the client's acknowledgement of packet *ack_id*, or
+        ``waiter.gone()`` if the socket disconnects first."""
+        self._acks[ack_id] = waiter
 
     # -- rooms -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Protocol
 from .socketio import codec
 
 if TYPE_CHECKING:
+    from .recovery import RestoredSession
     from .socketio.namespace import Namespace
     from .socketio.socket import Handshake, Socket
 
@@ -397,6 +398,24 @@ class Adapter:
             socket.write_packets(packets, volatile)
         client_count(len(reached))
         return reached
+
+    # -- connection state recovery ----------------------------------------------
+
+    def persist_session(self, sid: str, pid: str, rooms: list[str], data: Any) -> None:
+        """Keep a disconnected socket's session for recovery (nothing in this adapter).
+
+        Called when a socket with a private id (connection state recovery on)
+        disconnects for a recoverable reason. :class:`tornad_io.recovery.RecoveringAdapter`
+        keeps it in memory.
+        """
+
+    async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
+        """The session of private id *pid*, with the packets it missed after *offset*.
+
+        None when there is nothing to restore (always, in this adapter): the
+        client then gets a fresh socket.
+        """
+        return None
 
     def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
         """Ids of the sockets in any of *rooms* (all sockets if empty)."""

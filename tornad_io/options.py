@@ -96,6 +96,12 @@ class ServerOptions:
     #: Whether Tornado's access log shows the query string of Engine.IO requests
     #: (session ids, tokens): off by default, the path alone is logged.
     access_log_query: bool = False
+    #: Connection state recovery (reference: off): ``True`` for the defaults, or a dict with
+    #: ``max_disconnection_duration`` (seconds a disconnected client may come back within;
+    #: reference: 120), ``skip_middlewares`` (a recovered client skips the connection
+    #: middleware; reference: True) and ``max_stored_bytes`` (packets kept for returning
+    #: clients, per namespace, oldest dropped first; 16 MB). See :mod:`tornad_io.recovery`.
+    connection_state_recovery: bool | dict[str, Any] = False
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -122,6 +128,8 @@ class ServerOptions:
             raise ValueError(f"unknown transports: {sorted(unknown)}")
         self.transports = tuple(self.transports)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
+        #: The recovery settings in force, or None when recovery is off.
+        self.recovery: RecoveryOptions | None = RecoveryOptions.from_setting(self.connection_state_recovery)
 
     def legacy_origin_allowed(self, origin: str | None) -> bool:
         """The 0.6 ``origins`` rule: ``host:port`` entries, ``*`` in either half.
@@ -197,6 +205,7 @@ class ServerOptionsDict(TypedDict, total=False):
     jsonp: bool
     cleanup_empty_child_namespaces: bool
     access_log_query: bool
+    connection_state_recovery: bool | dict[str, Any]
 
 
 def _check_types(options: ServerOptions) -> None:
@@ -282,3 +291,33 @@ def _describe(hint: Any) -> str:
         return "one of " + ", ".join(repr(arg) for arg in typing.get_args(hint))
     name = getattr(origin or hint, "__name__", str(hint))
     return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryOptions:
+    """The settings of connection state recovery (``connection_state_recovery``)."""
+
+    #: Seconds a disconnected client may come back within (reference: 2 minutes).
+    max_disconnection_duration: float = 120.0
+    #: Whether a recovered client skips the connection middleware (reference: True).
+    skip_middlewares: bool = True
+    #: Bytes of packets kept for returning clients, per namespace; the oldest go first.
+    max_stored_bytes: int = 16_000_000
+
+    @classmethod
+    def from_setting(cls, setting: bool | dict[str, Any]) -> RecoveryOptions | None:
+        """The settings for the option's value (None: recovery off)."""
+        if setting is False:
+            return None
+        if setting is True:
+            return cls()
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(setting) - known
+        if unknown:
+            raise TypeError(f"unknown connection_state_recovery setting(s): {', '.join(sorted(unknown))}")
+        options = cls(**setting)
+        if options.max_disconnection_duration <= 0 or options.max_stored_bytes <= 0:
+            raise ValueError(
+                "connection_state_recovery: max_disconnection_duration and max_stored_bytes must be positive"
+            )
+        return options

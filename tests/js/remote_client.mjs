@@ -8,9 +8,10 @@
 //   {"cmd":"emit","id":"a","event":"e","args":[...],"ack":true,"timeout":ms,"tag":"t"}
 //   {"cmd":"burst","id":"a","event":"e","count":N}   (emits e with 0..N-1)
 //   {"cmd":"disconnect","id":"a"}
+//   {"cmd":"drop","id":"a"}                         (closes the transport: the client reconnects if allowed)
 //   {"cmd":"exit"}
 // Reports:
-//   {"type":"connect","id":"a","sid":"...","transport":"polling"}
+//   {"type":"connect","id":"a","sid":"...","transport":"polling","recovered":false}
 //   {"type":"connect_error","id":"a","message":"...","data":...}
 //   {"type":"disconnect","id":"a","reason":"..."}
 //   {"type":"upgrade","id":"a","transport":"websocket"}
@@ -56,7 +57,7 @@ function connect({ id, url, opts = {}, acks = {} }) {
     socket.io.engine.on("upgrade", (transport) => out({ type: "upgrade", id, transport: transport.name }));
   });
   socket.on("connect", () => {
-    out({ type: "connect", id, sid: socket.id, transport: socket.io.engine.transport.name });
+    out({ type: "connect", id, sid: socket.id, transport: socket.io.engine.transport.name, recovered: socket.recovered });
   });
   socket.on("connect_error", (err) => out({ type: "connect_error", id, message: err.message, data: toWire(err.data ?? null) }));
   socket.on("disconnect", (reason) => out({ type: "disconnect", id, reason }));
@@ -104,6 +105,9 @@ rl.on("line", (line) => {
     }
     case "disconnect":
       sockets.get(command.id)?.disconnect();
+      break;
+    case "drop":
+      sockets.get(command.id)?.io.engine.close();
       break;
     case "exit":
       for (const socket of sockets.values()) socket.disconnect();

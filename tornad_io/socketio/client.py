@@ -44,6 +44,8 @@ class ClientProtocol(Protocol):
     generation: str
     #: Whether the client can acknowledge packets.
     supports_acks: bool
+    #: Whether the client can recover its session after a dropped connection (and reads offsets).
+    supports_recovery: bool
     #: Whether the client can join several namespaces on one connection.
     multiplexed: bool
 
@@ -74,6 +76,7 @@ class Client:
     generation = "v5"
     #: Whether a client can acknowledge, and join several namespaces.
     supports_acks = True
+    supports_recovery = True
     multiplexed = True
     encode = staticmethod(encode_v5)
 
@@ -116,7 +119,7 @@ class Client:
             log.debug("session %s already connected to %s", self.session.sid, safe_repr(name))
             return
         nsp = self.server._namespaces.get(name)
-        if nsp is not None and not nsp._middlewares:
+        if nsp is not None and not nsp._middlewares and "pid" not in auth:
             # The common case needs no task: a known namespace without middleware.
             from .socket import Socket
 

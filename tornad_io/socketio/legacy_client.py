@@ -60,6 +60,7 @@ class LegacyClient:
 
     generation = "0.6"
     supports_acks = False
+    supports_recovery = False
     multiplexed = False
     encode = staticmethod(encode_legacy)
 

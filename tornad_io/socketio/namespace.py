@@ -31,6 +31,7 @@ from .broadcast import DONE, AckResponses, BroadcastOperator, unsupported_argume
 from .socket import Socket
 
 if TYPE_CHECKING:
+    from ..recovery import RestoredSession
     from .client import ClientProtocol as Client
     from .server import Server
 
@@ -180,7 +181,12 @@ class Namespace:
         socket = Socket(self, client, auth)
         self._connecting += 1
         try:
-            refusal = await self._run_middlewares(socket)
+            restored = await self._restore(socket, auth)
+            settings = self.server.options.recovery
+            if restored is not None and settings is not None and settings.skip_middlewares:
+                refusal = None
+            else:
+                refusal = await self._run_middlewares(socket)
         finally:
             self._connecting -= 1
         if refusal is not None:
@@ -189,7 +195,23 @@ class Namespace:
         elif client.closed:
             self._abandoned(socket)
         else:
-            self._add(socket, client)
+            self._add(socket, client, restored)
+
+    async def _restore(self, socket: Socket, auth: dict[str, Any]) -> RestoredSession | None:
+        """Connection state recovery: give *socket* back the session its client presents."""
+        if socket.pid is None:
+            return None
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if not isinstance(pid, str) or not isinstance(offset, str):
+            return None
+        restored = await self.adapter.restore_session(pid, offset)
+        if restored is None or restored.sid in self.sockets:
+            return None
+        socket.id = restored.sid
+        socket.pid = restored.pid
+        socket.data = restored.data
+        socket.recovered = True
+        return restored
 
     async def _run_middlewares(self, socket: Socket) -> tuple[str, Any] | None:
         """Run the connection middleware; the refusal's message and data, if one refused."""
@@ -205,24 +227,33 @@ class Namespace:
                 return str(error) or type(error).__name__, getattr(error, "data", None)
         return None
 
-    def _add(self, socket: Socket, client: Client) -> None:
+    def _add(self, socket: Socket, client: Client, restored: RestoredSession | None = None) -> None:
         """Add a socket that passed the middleware, then let the ``connect`` handler decide.
 
         The handler runs before the client is told it is connected, as in
         python-socketio: raising :class:`~tornad_io.ConnectionRefused` or returning
         ``False`` refuses with CONNECT_ERROR. The socket is already in the namespace
         and its own room meanwhile; what is emitted to it waits and follows CONNECT.
-        An async handler delays CONNECT until it returns.
+        An async handler delays CONNECT until it returns. A *restored* socket
+        (connection state recovery) rejoins its rooms and gets the packets it
+        missed, ahead of CONNECT as in the reference.
         """
         socket.connected = True
         self.sockets[socket.id] = socket
         client.sockets[self.name] = socket  # a close of the session reaches it from now on
         self.adapter.add_all(socket.id, (socket.id,))
+        if restored is not None:
+            self.adapter.add_all(socket.id, restored.rooms)
+            # As the reference does, the missed packets go ahead of the CONNECT answer: the
+            # client keeps events that arrive before it and hands them over first.
+            for packets in restored.missed:
+                socket.write_packets(packets)
         handler = self._handler_for("connect")
         if handler is None:
             self._accept(socket, client)
             return
-        socket._held = []
+        if socket._held is None:
+            socket._held = []
         try:
             result = handler(socket)
         except ConnectionRefused as refusal:
@@ -265,7 +296,8 @@ class Namespace:
 
     def _flush_held(self, socket: Socket, client: Client) -> None:
         held, socket._held = socket._held, None
-        socket._write_engine(client.encode(codec.CONNECT, self.name, {"sid": socket.id}))
+        answer = {"sid": socket.id} if socket.pid is None else {"sid": socket.id, "pid": socket.pid}
+        socket._write_engine(client.encode(codec.CONNECT, self.name, answer))
         for packets, volatile in held or ():
             socket._write_engine(packets, volatile)
 

@@ -15,6 +15,7 @@ from ..engineio.legacy_session import SOCKET_IO_06
 from ..engineio.server import Engine
 from ..engineio.session import ENGINE_IO_4, Session
 from ..options import ServerOptions, ServerOptionsDict
+from ..recovery import RecoveringAdapter
 from .broadcast import AckResponses, BroadcastOperator, unsupported_arguments
 from .client import Client, ClientFactory
 from .legacy_client import LegacyClient
@@ -61,7 +62,7 @@ class Server:
         #: The options in force (a :class:`~tornad_io.ServerOptions`).
         self.options = ServerOptions.from_kwargs(**options)
         #: What builds the adapter of each namespace (``adapter=``, or :class:`~tornad_io.Adapter`).
-        self.adapter_class: AdapterFactory = adapter or Adapter
+        self.adapter_class: AdapterFactory = adapter or (RecoveringAdapter if self.options.recovery else Adapter)
         #: The Engine.IO layer underneath: sessions, transports, heartbeats.
         self.engine = Engine(self.options, self._on_session)
         self._client_classes: dict[Generation, ClientFactory] = {ENGINE_IO_4: Client, SOCKET_IO_06: LegacyClient}

@@ -14,6 +14,7 @@ from .._usercode import ack_args, call_user, spawn
 from ..adapter import AckWaiter, BroadcastOptions
 from ..engineio.codec import shared
 from ..exceptions import AckTimeout, Disconnected
+from ..recovery import RECOVERABLE_REASONS
 from . import codec
 from .broadcast import BroadcastOperator
 
@@ -144,6 +145,9 @@ class Socket:
         "data",
         "connected",
         "encoding",
+        "supports_recovery",
+        "pid",
+        "recovered",
         "_acks",
         "_handlers",
         "_any",
@@ -172,6 +176,14 @@ class Socket:
         #: broadcast once per encoding among its recipients (see :class:`~tornad_io.adapter.Recipient`).
         #: An attribute rather than a property: a broadcast reads it once per recipient.
         self.encoding: Hashable = client.generation
+        #: Whether the client can recover its session (and reads offsets): v5 clients.
+        self.supports_recovery: bool = client.supports_recovery
+        #: The private id a client presents to recover this socket (connection state
+        #: recovery on, and a client that supports it); None otherwise.
+        self.pid: str | None = Engine.generate_id() if self.supports_recovery and nsp.server.options.recovery else None
+        #: Whether this socket is a recovered one: same id, rooms and ``data`` as before
+        #: the client's connection dropped, and the packets it missed delivered.
+        self.recovered = False
         self._acks: dict[int, AckWaiter] = {}
         self._handlers: dict[Any, list[Handler]] | None = None
         self._any: list[Handler] | None = None
@@ -347,6 +359,13 @@ class Socket:
             if timeout is not None:
                 timer = asyncio.get_running_loop().call_later(timeout, self._ack_timed_out, ack_id, on_timeout, future)
             self._acks[ack_id] = _PendingAck(callback, future, timer)
+        elif self.pid is not None and not volatile:
+            # Kept for recovery like a broadcast, with its offset: through the adapter.
+            self.nsp.adapter.broadcast(
+                codec.Packet(codec.EVENT, self.nsp.name, data),
+                BroadcastOptions(rooms=frozenset((self.id,)), local=True),
+            )
+            return True
         if self._any_outgoing:
             self.notify_outgoing(data)
         self._write_engine(self.client.encode(codec.EVENT, self.nsp.name, data, ack_id), volatile)
@@ -530,6 +549,9 @@ class Socket:
             return
         self.nsp._fire(self, "disconnecting", reason)
         self.connected = False
+        if self.pid is not None and reason in RECOVERABLE_REASONS:
+            rooms = self.nsp.adapter.socket_rooms(self.id) or ()
+            self.nsp.adapter.persist_session(self.id, self.pid, list(rooms), self.data)
         self.nsp._remove(self)
         self.client._remove(self)
         acks, self._acks = self._acks, {}

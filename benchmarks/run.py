@@ -35,6 +35,8 @@ SERVERS: dict[str, list[str]] = {
     "raw tornado": [PY, os.path.join(HERE, "raw_tornado.py")],
     # only with --servers: this project on uvloop (pip install uvloop)
     "tornad_io (uvloop)": [PY, os.path.join(HERE, "server.py"), "--uvloop"],
+    # only with --servers: this project with connection state recovery on (offsets and stored packets)
+    "tornad_io (recovery)": [PY, os.path.join(HERE, "server.py"), "--recovery"],
 }
 DEFAULT_SERVERS = [
     "tornad_io",

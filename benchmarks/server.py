@@ -1,7 +1,7 @@
 """This project's benchmark server: ``echo`` (ack the payload), ``join`` (enter a room, ack),
 ``broadcast`` ``{n, room, payload}`` (emit ``bcast`` n times to the room, ack n).
 
-    python benchmarks/server.py --port N [--uvloop]
+    python benchmarks/server.py --port N [--uvloop] [--recovery]
 """
 
 from __future__ import annotations
@@ -51,21 +51,21 @@ def handlers(io: Server) -> None:
         return int(spec["n"])
 
 
-def make_app(redis: str | None = None) -> tuple[tornado.web.Application, Server]:
+def make_app(redis: str | None = None, recovery: bool = False) -> tuple[tornado.web.Application, Server]:
     if redis:
         from tornad_io.cluster import redis_adapter
 
-        io = Server(cors_allowed_origins="*", adapter=redis_adapter(redis))
+        io = Server(cors_allowed_origins="*", adapter=redis_adapter(redis), connection_state_recovery=recovery)
     else:
-        io = Server(cors_allowed_origins="*")
+        io = Server(cors_allowed_origins="*", connection_state_recovery=recovery)
     handlers(io)
     handlers(Mixed.io())
     app = tornado.web.Application(io.routes() + [Mixed.routes("mixed")], log_function=lambda handler: None)
     return app, io
 
 
-async def main(port: int, redis: str | None = None) -> None:
-    app, io = make_app(redis)
+async def main(port: int, redis: str | None = None, recovery: bool = False) -> None:
+    app, io = make_app(redis, recovery)
     await io.init()
     app.listen(port, address="127.0.0.1")
     await asyncio.Event().wait()
@@ -76,10 +76,11 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     parser.add_argument("--redis", help="join a cluster through this Redis (redis://...)")
+    parser.add_argument("--recovery", action="store_true", help="connection state recovery on (offsets kept)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.uvloop:
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(args.port, args.redis))
+    asyncio.run(main(args.port, args.redis, args.recovery))

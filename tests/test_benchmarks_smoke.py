@@ -34,3 +34,40 @@ def test_benchmark_smoke(tmp_path: object) -> None:
                 continue
             assert len(results) == 1 and results[0]["rate"] > 0, (scenario, server, results)
     assert "| ws-echo | round trips/s |" in open(output + ".md").read()
+
+
+def test_recovery_benchmarks_smoke(tmp_path: object) -> None:
+    """The recovery row (fan-out with offsets kept) and the memory per stored session run."""
+    output = os.path.join(str(tmp_path), "recovery")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--size",
+            "smoke",
+            "--reps",
+            "1",
+            "--only",
+            "fanout-1000",
+            "--servers",
+            "tornad_io,tornad_io (recovery)",
+            "--output",
+            output,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    raw = json.load(open(output + ".json"))
+    assert all(raw["fanout-1000"][server][0]["rate"] > 0 for server in ("tornad_io", "tornad_io (recovery)"))
+    memory = subprocess.run(
+        [sys.executable, "benchmarks/recovery_memory.py", "--sessions", "2000", "--packets", "2000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    figures = json.loads(memory.stdout)
+    assert 0 < figures["bytes per stored session"] < 4_000 and 0 < figures["bytes per stored packet"] < 4_000

@@ -7,6 +7,7 @@ and exactly the packets it missed, in order, once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -207,3 +208,50 @@ def test_store_bounds_and_filters() -> None:
     for _ in range(100):  # the byte cap: the oldest packets go first
         store.keep(store.next_offset(), ["x" * 100], frozenset(), frozenset())
     assert store.stored_bytes <= 2_000
+
+
+async def test_cluster_example_in_memory_with_recovery(node: Any) -> None:
+    """examples/cluster/server.py with no --redis runs one node in memory; --recovery turns recovery on."""
+    import os
+    import socket as pysocket
+    import sys
+
+    from .conftest import ROOT
+
+    with pysocket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        os.path.join(ROOT, "examples", "cluster", "server.py"),
+        "--port",
+        str(port),
+        "--recovery",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert b"ready" in await asyncio.wait_for(proc.stdout.readline(), 30)
+        url = f"http://127.0.0.1:{port}"
+        node.connect("a", url, transports=["websocket"], **RECONNECT)
+        first = await node.expect("connect", "a")
+        node.connect("b", url, transports=["websocket"])
+        await node.expect("connect", "b")
+        node.emit("b", "chat", "before")
+        await node.wait_for(lambda r: r.get("event") == "chat" and r["id"] == "a")
+        node.send(cmd="drop", id="a")
+        await node.expect("disconnect", "a")
+        node.emit("b", "chat", "while away")
+        await node.wait_for(
+            lambda r: r.get("event") == "chat" and r["id"] == "b" and r["args"][0]["text"] == "while away"
+        )
+        again = await node.wait_for(lambda r: r.get("type") == "connect" and r["id"] == "a" and r is not first)
+        assert again["recovered"] is True and again["sid"] == first["sid"]
+        await node.wait_for(
+            lambda r: r.get("event") == "chat" and r["id"] == "a" and r["args"][0]["text"] == "while away"
+        )
+        assert [r["args"][0]["text"] for r in node.events("a", "chat")] == ["before", "while away"]
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -100,7 +100,7 @@ class ServerOptions:
     #: ``max_disconnection_duration`` (seconds a disconnected client may come back within;
     #: reference: 120), ``skip_middlewares`` (a recovered client skips the connection
     #: middleware; reference: True) and ``max_stored_bytes`` (packets kept for returning
-    #: clients, per namespace, oldest dropped first; 16 MB). See :mod:`tornad_io.recovery`.
+    #: clients, per namespace, oldest dropped first; 16 MB). See ``docs/recovery.md``.
     connection_state_recovery: bool | dict[str, Any] = False
 
     def __post_init__(self) -> None:
@@ -128,8 +128,12 @@ class ServerOptions:
             raise ValueError(f"unknown transports: {sorted(unknown)}")
         self.transports = tuple(self.transports)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
-        #: The recovery settings in force, or None when recovery is off.
-        self.recovery: RecoveryOptions | None = RecoveryOptions.from_setting(self.connection_state_recovery)
+        self._recovery = RecoveryOptions.from_setting(self.connection_state_recovery)
+
+    @property
+    def recovery(self) -> RecoveryOptions | None:
+        """The connection state recovery settings in force, or None when recovery is off."""
+        return self._recovery
 
     def legacy_origin_allowed(self, origin: str | None) -> bool:
         """The 0.6 ``origins`` rule: ``host:port`` entries, ``*`` in either half.

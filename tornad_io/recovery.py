@@ -206,7 +206,7 @@ class RecoveringAdapter(Adapter):
         )
 
     def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
-        """Deliver like :meth:`Adapter.broadcast`; an event with no ack that is not volatile
+        """Deliver like :meth:`tornad_io.Adapter.broadcast`; an event with no ack that is not volatile
         also gets an offset (its last argument, for clients that recover) and is kept."""
         if packet.type != codec.EVENT or packet.id is not None or opts.volatile:
             super().broadcast(packet, opts)

@@ -2,6 +2,14 @@
 
     python examples/cluster/server.py --port 8001 --redis redis://127.0.0.1:6379/0
     python examples/cluster/server.py --port 8002 --redis redis://127.0.0.1:6379/0
+    python examples/cluster/server.py --port 8001 --redis redis://127.0.0.1:6379/0 --adapter streams --recovery
+    python examples/cluster/server.py --port 8001      # no --redis: one node, in memory
+
+``--adapter`` picks the Redis wire format: ``classic`` (@socket.io/redis-adapter's
+``createAdapter``, the default), ``sharded`` (its ``createShardedAdapter``) or
+``streams`` (@socket.io/redis-streams-adapter). ``--recovery`` turns connection
+state recovery on (a client that drops comes back within 120 s with its id,
+rooms and the events it missed).
 
 Clients of any node chat together; ``who`` answers with every connected
 socket of the cluster (fetch_sockets across nodes), ``nodes`` with every
@@ -23,12 +31,30 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tornado.web  # noqa: E402
 
-from tornad_io import Server, Socket  # noqa: E402
-from tornad_io.cluster import redis_adapter  # noqa: E402
+from tornad_io import AdapterFactory, Server, Socket  # noqa: E402
+
+ADAPTERS = ("classic", "sharded", "streams")
 
 
-def make_server(redis_url: str, name: str) -> Server:
-    io = Server(adapter=redis_adapter(redis_url), cors_allowed_origins="*")
+def adapter_for(redis_url: str | None, kind: str) -> AdapterFactory | None:
+    """The adapter factory for *kind* on *redis_url* (None: one node, in memory)."""
+    if redis_url is None:
+        return None
+    from tornad_io import cluster
+
+    if kind == "sharded":
+        return cluster.sharded_redis_adapter(redis_url)
+    if kind == "streams":
+        return cluster.redis_streams_adapter(redis_url)
+    return cluster.redis_adapter(redis_url)
+
+
+def make_server(redis_url: str | None, name: str, kind: str = "classic", recovery: bool = False) -> Server:
+    io = Server(
+        adapter=adapter_for(redis_url, kind),
+        cors_allowed_origins="*",
+        connection_state_recovery={"max_disconnection_duration": 120.0} if recovery else False,
+    )
 
     @io.on("connect")
     def connect(socket: Socket) -> None:
@@ -53,12 +79,14 @@ def make_server(redis_url: str, name: str) -> Server:
 async def main() -> None:
     parser = argparse.ArgumentParser(description="tornad_io cluster node")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--redis", help="a Redis URL (redis://127.0.0.1:6379/0); without it, one node in memory")
+    parser.add_argument("--adapter", choices=ADAPTERS, default="classic", help="the Redis wire format")
+    parser.add_argument("--recovery", action="store_true", help="connection state recovery (120 s window)")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     name = f"python:{args.port}"
-    io = make_server(args.redis, name)
+    io = make_server(args.redis, name, args.adapter, args.recovery)
     await io.init()
     server = tornado.web.Application(io.routes()).listen(args.port, address=args.host, **io.http_server_options())
     print(f"{name} ready on http://{args.host}:{args.port}", flush=True)

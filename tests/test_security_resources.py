@@ -26,7 +26,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from tornad_io import ConnectionRefused, Server, Socket, SocketIOServer
 from tornad_io.engineio import legacy_codec
 from tornad_io.socket_io import SocketIOHandler
-from tornad_io.transports.wsframes import FrameParser
+from tornad_io.websocket.frames import FrameParser
 
 from .conftest import ROOT, WAIT, wait_until
 from .test_hardening import raw_websocket_that_never_reads, rss_kib

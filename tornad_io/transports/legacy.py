@@ -23,6 +23,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
+from .. import _tornado_compat as compat
 from ..engineio import legacy_codec
 from ..engineio.codec import Encoded
 from ..engineio.legacy_session import LegacySession
@@ -154,8 +155,7 @@ class LegacyStreamTransport:
         if packets:
             self.deliver(packets)
         handler, self.handler = self.handler, None
-        if handler is not None and not handler._finished:
-            handler.finish()
+        if handler is not None and compat.finish_once(handler):
             stream = _stream_of(handler)
             if stream is not None and pending_bytes(stream) > _CONGESTED_BYTES:
                 stream.close()  # a reader that does not read: free what waits for it now
@@ -349,8 +349,7 @@ class SocketIORouteHandler(EngineIOHandler):
             return
         await transport.done
         self._stream = None
-        if not self._finished:
-            self.finish()
+        compat.finish_once(self)
 
     # -- POST ----------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import decimal
+import logging
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -13,6 +16,8 @@ from tornad_io import _json
 from tornad_io.engineio import codec as eio
 from tornad_io.exceptions import ProtocolError
 from tornad_io.socketio import codec as sio
+
+from .conftest import ROOT
 
 # -- Engine.IO ---------------------------------------------------------------------
 
@@ -288,6 +293,32 @@ def test_hostile_sizes_are_refused_quickly() -> None:
         sio.Decoder(max_attachments=100).add('5999999-["a"]')
 
 
+@pytest.mark.parametrize(
+    "payload, messages, dropped",
+    [
+        ("~m~5~m~hello", ["hello"], []),
+        ('~m~10~m~~j~[1,"a"]~m~4~m~~h~7', [[1, "a"], legacy_codec.Message(beat="7")], []),
+        ('~m~8~m~~j~{"a":~m~1~m~z', ["z"], ["a ~j~ frame that is not JSON: '~j~{\"a\":'"]),
+        ("~m~2~m~ok~m~99~m~short", ["ok"], ["the rest of the payload: frame shorter than its declared length"]),
+        ("~m~2~m~ok~x", ["ok"], ["the rest of the payload: frame does not start with ~m~"]),
+        ("nonsense", [], ["the rest of the payload: frame does not start with ~m~"]),
+        ("~m~5~m~a\nb\nc", ["a\nb\nc"], []),
+    ],
+)
+def test_legacy_payload_table_with_what_was_dropped(payload: str, messages: list[Any], dropped: list[str]) -> None:
+    expected = [m if isinstance(m, legacy_codec.Message) else legacy_codec.Message(m) for m in messages]
+    reasons: list[str] = []
+    assert legacy_codec.decode_payload(payload, dropped=reasons) == expected
+    assert reasons == dropped
+    assert legacy_codec.decode_payload(payload) == expected  # without a list, drops are silent
+
+
+def test_legacy_codec_does_not_log(caplog: Any) -> None:
+    with caplog.at_level(logging.DEBUG):
+        legacy_codec.decode_payload('~m~8~m~~j~{"a":~m~1~m~z~m~99~m~short')
+    assert caplog.records == []
+
+
 # -- WebSocket frames (RFC 6455) ---------------------------------------------------------
 
 from tornad_io.exceptions import FrameError  # noqa: E402
@@ -451,3 +482,17 @@ def test_frame_garbage_only_raises_frame_error(data: bytes) -> None:
         ws.FrameParser(1000).feed(data)
     except FrameError as error:
         assert error.code in (1002, 1009)
+
+
+def test_pure_modules_import_neither_tornado_nor_asyncio() -> None:
+    code = (
+        "import sys\n"
+        "import tornad_io.socketio.codec, tornad_io.engineio.codec, tornad_io.engineio.legacy_codec\n"
+        "import tornad_io.websocket.frames, tornad_io.exceptions, tornad_io._json\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tornado', 'asyncio'))\n"
+        "assert not bad, bad\n"
+        "import tornad_io\n"
+        "assert tornad_io.Server.__name__ == 'Server'  # the public names still load, on first use\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

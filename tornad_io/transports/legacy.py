@@ -390,9 +390,10 @@ class SocketIORouteHandler(EngineIOHandler):
             self.set_header("Content-Type", "text/plain")
             self.finish("expected a form field named data")
             return
+        dropped: list[str] = []
         try:
             messages = legacy_codec.decode_payload(
-                data[0], crlf_tolerant=protocol == "jsonp-polling", max_frames=MAX_POST_FRAMES
+                data[0], crlf_tolerant=protocol == "jsonp-polling", max_frames=MAX_POST_FRAMES, dropped=dropped
             )
         except ProtocolError as error:
             self.set_status(413 if isinstance(error, PayloadTooLarge) else 400)
@@ -406,6 +407,8 @@ class SocketIORouteHandler(EngineIOHandler):
             else:
                 self.set_header("Access-Control-Allow-Origin", "*")
         self.finish("ok")
+        for reason in dropped:
+            log.info("session %s: dropped %s", session.sid, reason)
         session.receive_messages(messages)
 
     async def options(self, *args: Any, **kwargs: Any) -> None:

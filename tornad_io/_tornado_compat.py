@@ -53,7 +53,8 @@ import tornado.websocket
 
 log = logging.getLogger("tornad_io.tornado")
 
-#: The Tornado versions checked: from the first (inclusive) to the second (exclusive).
+#: The Tornado versions checked: from the first (inclusive) to the second (exclusive). The names were
+#: looked up in 6.3.3, 6.4.2, 6.5.2 and 6.6.1; the tests run on 6.3 and on the newest release.
 SUPPORTED: tuple[tuple[int, int], tuple[int, int]] = ((6, 3), (7, 0))
 #: Set this environment variable to ``0`` to take only Tornado's public paths.
 DISABLE_VARIABLE = "TORNAD_IO_TORNADO_PRIVATE"
@@ -283,7 +284,7 @@ class HandlerHooks(tornado.web.RequestHandler):
         return str(super()._request_summary(*args, **kwargs))
 
     def _cross_origin_protection(self, *args: Any, **kwargs: Any) -> None:
-        # Tornado 6.5+: XSRF and Sec-Fetch-Site checks for unsafe methods. A Socket.IO
+        # Tornado 6.6+: XSRF and Sec-Fetch-Site checks for unsafe methods. A Socket.IO
         # endpoint applies its own CORS rule (cors_allowed_origins) to every request.
         if PRIVATE_OK:
             return None

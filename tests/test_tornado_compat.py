@@ -6,6 +6,7 @@ forces them, here in a server subprocess that real clients talk to.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib.util
 import logging
@@ -83,6 +84,35 @@ def test_pyproject_states_the_range_the_compat_module_checks() -> None:
     ((low, high),) = re.findall(r'"tornado>=([0-9.]+),<([0-9.]+)"', text)
     assert tuple(int(n) for n in low.split(".")) == compat.SUPPORTED[0]
     assert (int(high), 0) == compat.SUPPORTED[1]
+
+
+# Tornado's private names the package uses (or used); tornad_io's own code names nothing this way.
+TORNADO_PRIVATE = {
+    "_WebSocketParams", "_compressor", "_decompressor", "_write_frame", "_read_buffer", "_read_buffer_size",
+    "_receive_frame_loop", "_handle_message", "_abort", "_websocket_mask", "_total_write_index",
+    "_total_write_done_index", "_finished", "_request_summary", "_cross_origin_protection", "_handle_connection",
+    "_wire_bytes_in", "_wire_bytes_out", "_detach_stream", "_sockets",
+}  # fmt: skip
+
+
+def test_private_tornado_names_appear_only_in_the_compat_module() -> None:
+    package = os.path.join(ROOT, "tornad_io")
+    found = []
+    for folder, _, files in os.walk(package):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not name.endswith(".py") or path == os.path.join(package, "_tornado_compat.py"):
+                continue
+            with open(path, encoding="utf-8") as file:
+                tree = ast.parse(file.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr in TORNADO_PRIVATE:
+                    found.append(f"{path}:{node.lineno}: .{node.attr}")
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in TORNADO_PRIVATE:
+                    found.append(f"{path}:{node.lineno}: def {node.name}")
+                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tornado"):
+                    found += [f"{path}:{node.lineno}: import {a.name}" for a in node.names if a.name.startswith("_")]
+    assert found == []
 
 
 async def test_a_real_client_gets_the_socket_takeover(serve: Any, node: Any) -> None:

@@ -22,12 +22,13 @@ with atheris.instrument_imports():
     from tornad_io.exceptions import ProtocolError
     from tornad_io.socketio import codec as sio
     from tornad_io.transports.engineio import _jsonp_body
+    from tornad_io.websocket.frames import FrameParser
 
 
 def one_input(data: bytes) -> None:
     if not data:
         return
-    which, rest = data[0] % 6, data[1:]
+    which, rest = data[0] % 7, data[1:]
     text = rest.decode("utf-8", "surrogateescape")  # keeps invalid bytes as lone surrogates
     try:
         if which == 0:
@@ -42,8 +43,12 @@ def one_input(data: bytes) -> None:
             legacy_codec.decode_payload(text, crlf_tolerant=True, strict=True)
         elif which == 4:
             legacy_codec.decode_payload(text)
-        else:
+        elif which == 5:
             eio.decode_payload(_jsonp_body(text))
+        else:
+            parser = FrameParser(max_size=4096)
+            for i in range(0, len(rest), 7):  # in reads of 7 bytes, so frames span reads
+                parser.feed(rest[i : i + 7])
     except ProtocolError:
         pass
 

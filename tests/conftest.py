@@ -195,3 +195,14 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> No
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a Redis server (tests/test_redis_cluster.py) are in the slow tier.
+
+    Each starts redis-server or valkey-server, most also two Node servers: 1 to 1.6 s a test, about 15 s
+    for the lot, which would put ``pytest -m "not slow"`` over a minute on a busy machine.
+    """
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

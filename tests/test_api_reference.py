@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
+
+pytestmark = pytest.mark.slow  # a Sphinx build (about 3 s)
 
 
 def test_the_reference_builds_without_warnings_and_lists_every_public_name(tmp_path: Path) -> None:

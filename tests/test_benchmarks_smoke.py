@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
+
+pytestmark = pytest.mark.slow  # runs the benchmark harness (about 25 s)
 
 
 def test_benchmark_smoke(tmp_path: object) -> None:

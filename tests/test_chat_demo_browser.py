@@ -13,6 +13,8 @@ from examples.chat.app import MAX_TEXT, make_app
 
 from .conftest import NODE, ROOT
 
+pytestmark = pytest.mark.slow  # headless Chromium (about 4 s)
+
 LONG = "0123456789" * 300  # what the script sends: 3 000 characters without a break opportunity
 CUT = LONG[:MAX_TEXT]
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import decimal
+import logging
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -13,6 +16,8 @@ from tornad_io import _json
 from tornad_io.engineio import codec as eio
 from tornad_io.exceptions import ProtocolError
 from tornad_io.socketio import codec as sio
+
+from .conftest import ROOT
 
 # -- Engine.IO ---------------------------------------------------------------------
 
@@ -286,3 +291,208 @@ def test_hostile_sizes_are_refused_quickly() -> None:
         sio.Decoder().add('2["a","\\ud800"]')  # a lone surrogate
     with pytest.raises(ProtocolError):
         sio.Decoder(max_attachments=100).add('5999999-["a"]')
+
+
+@pytest.mark.parametrize(
+    "payload, messages, dropped",
+    [
+        ("~m~5~m~hello", ["hello"], []),
+        ('~m~10~m~~j~[1,"a"]~m~4~m~~h~7', [[1, "a"], legacy_codec.Message(beat="7")], []),
+        ('~m~8~m~~j~{"a":~m~1~m~z', ["z"], ["a ~j~ frame that is not JSON: '~j~{\"a\":'"]),
+        ("~m~2~m~ok~m~99~m~short", ["ok"], ["the rest of the payload: frame shorter than its declared length"]),
+        ("~m~2~m~ok~x", ["ok"], ["the rest of the payload: frame does not start with ~m~"]),
+        ("nonsense", [], ["the rest of the payload: frame does not start with ~m~"]),
+        ("~m~5~m~a\nb\nc", ["a\nb\nc"], []),
+    ],
+)
+def test_legacy_payload_table_with_what_was_dropped(payload: str, messages: list[Any], dropped: list[str]) -> None:
+    expected = [m if isinstance(m, legacy_codec.Message) else legacy_codec.Message(m) for m in messages]
+    reasons: list[str] = []
+    assert legacy_codec.decode_payload(payload, dropped=reasons) == expected
+    assert reasons == dropped
+    assert legacy_codec.decode_payload(payload) == expected  # without a list, drops are silent
+
+
+def test_legacy_codec_does_not_log(caplog: Any) -> None:
+    with caplog.at_level(logging.DEBUG):
+        legacy_codec.decode_payload('~m~8~m~~j~{"a":~m~1~m~z~m~99~m~short')
+    assert caplog.records == []
+
+
+# -- WebSocket frames (RFC 6455) ---------------------------------------------------------
+
+from tornad_io.exceptions import FrameError  # noqa: E402
+from tornad_io.websocket import frames as ws  # noqa: E402
+
+KEY = b"\x37\xfa\x21\x3d"  # the masking key of RFC 6455's examples (section 5.7)
+
+
+def client(first: int, payload: bytes, key: bytes = KEY, masked: bool = True, length: int | None = None) -> bytes:
+    """A client frame built by hand: first byte (FIN, RSV, opcode), then length, key and masked payload."""
+    n = len(payload) if length is None else length
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head = bytes([first, bit | n])
+    elif n < 65536:
+        head = bytes([first, bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([first, bit | 127]) + n.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+FIN = 0x80
+O = ws.Opcode  # noqa: E741
+
+
+@pytest.mark.parametrize(
+    "wire, messages",
+    [
+        # RFC 6455 section 5.7: a masked "Hello"
+        (bytes.fromhex("818537fa213d7f9f4d5158"), [(O.TEXT, b"Hello")]),
+        (client(FIN | 0x1, "héllo €".encode()), [(O.TEXT, "héllo €".encode())]),
+        (client(FIN | 0x2, b"\x00\xff\x10"), [(O.BINARY, b"\x00\xff\x10")]),
+        (client(FIN | 0x8, (1000).to_bytes(2, "big") + b"bye"), [(O.CLOSE, b"\x03\xe8bye")]),
+        (client(FIN | 0x9, b"are you there"), [(O.PING, b"are you there")]),
+        (client(FIN | 0xA, b""), [(O.PONG, b"")]),
+        # lengths: 7 bits (0 and 125), 16 bits (126 and 65535), 64 bits (65536)
+        (client(FIN | 0x2, b""), [(O.BINARY, b"")]),
+        (client(FIN | 0x2, b"a" * 125), [(O.BINARY, b"a" * 125)]),
+        (client(FIN | 0x2, b"b" * 126), [(O.BINARY, b"b" * 126)]),
+        (client(FIN | 0x2, b"c" * 65535), [(O.BINARY, b"c" * 65535)]),
+        (client(FIN | 0x1, b"d" * 65536), [(O.TEXT, b"d" * 65536)]),
+        # a message in three fragments, a ping between two of them
+        (
+            client(0x1, b"one ") + client(0x0, b"two ") + client(FIN | 0x9, b"p") + client(FIN | 0x0, b"three"),
+            [(O.PING, b"p"), (O.TEXT, b"one two three")],
+        ),
+        (client(0x2, b"\x01") + client(FIN | 0x0, b"\x02"), [(O.BINARY, b"\x01\x02")]),
+        # several frames in one read
+        (client(FIN | 0x1, b"a") + client(FIN | 0x2, b"b") + client(FIN | 0x1, b"c"), [(O.TEXT, b"a"), (O.BINARY, b"b"), (O.TEXT, b"c")]),
+        # each frame with its own key
+        (client(FIN | 0x1, b"xy", b"\x00\x00\x00\x00") + client(FIN | 0x1, b"xy", b"\xff\xff\xff\xff"), [(O.TEXT, b"xy"), (O.TEXT, b"xy")]),
+    ],
+)
+def test_frame_parser_table(wire: bytes, messages: list[tuple[ws.Opcode, bytes]]) -> None:
+    got = ws.FrameParser(100_000).feed(wire)
+    assert got == messages
+    assert [type(opcode) for opcode, _ in got] == [ws.Opcode] * len(messages)  # named opcodes
+    # the same bytes fed one at a time give the same messages
+    parser = ws.FrameParser(100_000)
+    assert [m for i in range(len(wire)) for m in parser.feed(wire[i : i + 1])] == messages
+
+
+@pytest.mark.parametrize(
+    "wire, code, reason",
+    [
+        (client(FIN | 0x40 | 0x1, b"x"), 1002, "reserved bits set"),
+        (client(FIN | 0x10 | 0x1, b"x"), 1002, "reserved bits set"),
+        (client(FIN | 0x3, b"x"), 1002, "unknown opcode"),
+        (client(FIN | 0xB, b"x"), 1002, "unknown opcode"),
+        (client(FIN | 0x9, b"p" * 126), 1002, "bad control frame"),
+        (client(0x9, b"p"), 1002, "bad control frame"),
+        (client(FIN | 0x1, b"x", masked=False), 1002, "client frames must be masked"),
+        (client(FIN | 0x1, b"x" * 1001), 1009, "message too big"),
+        (client(0x1, b"x" * 600) + client(FIN | 0x0, b"x" * 401), 1009, "message too big"),
+        (client(FIN | 0x0, b"x"), 1002, "continuation of nothing"),
+        (client(0x1, b"x") + client(FIN | 0x1, b"y"), 1002, "new message inside a fragmented one"),
+    ],
+)
+def test_frame_errors_table(wire: bytes, code: int, reason: str) -> None:
+    with pytest.raises(FrameError) as caught:
+        ws.FrameParser(1000).feed(wire)
+    assert caught.value.code == code and caught.value.reason == reason and str(caught.value) == reason
+    assert isinstance(caught.value, ProtocolError)
+    assert code in set(ws.CloseCode)
+
+
+def test_too_big_is_refused_from_the_header_alone() -> None:
+    # 2 GiB announced: refused before any of it arrives (nothing is buffered for it)
+    with pytest.raises(FrameError) as caught:
+        ws.FrameParser(1_000_000).feed(bytes([FIN | 0x2, 0x80 | 127]) + (2**31).to_bytes(8, "big"))
+    assert caught.value.code == ws.CloseCode.MESSAGE_TOO_BIG
+
+
+@pytest.mark.parametrize(
+    "opcode, size, head",
+    [
+        (ws.Opcode.TEXT, 0, b"\x81\x00"),
+        (ws.Opcode.TEXT, 125, b"\x81\x7d"),
+        (ws.Opcode.BINARY, 126, b"\x82\x7e\x00\x7e"),
+        (ws.Opcode.BINARY, 65535, b"\x82\x7e\xff\xff"),
+        (ws.Opcode.TEXT, 65536, b"\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00"),
+        (ws.Opcode.CLOSE, 2, b"\x88\x02"),
+        (ws.Opcode.PING, 1, b"\x89\x01"),
+        (ws.Opcode.PONG, 1, b"\x8a\x01"),
+    ],
+)
+def test_server_frame_table(opcode: ws.Opcode, size: int, head: bytes) -> None:
+    payload = b"z" * size
+    assert ws.frame(opcode, payload) == head + payload  # final, unmasked
+
+
+@pytest.mark.parametrize(
+    "key, data, masked",
+    [
+        (KEY, b"Hello", bytes.fromhex("7f9f4d5158")),  # RFC 6455 section 5.7
+        (KEY, b"", b""),
+        (b"\x00\x00\x00\x00", b"same", b"same"),
+        (b"\xff\xff\xff\xff", b"\x00\x0f", b"\xff\xf0"),
+        (b"\x01\x02\x03\x04", b"\x00" * 9, b"\x01\x02\x03\x04\x01\x02\x03\x04\x01"),
+    ],
+)
+def test_mask_table(key: bytes, data: bytes, masked: bytes) -> None:
+    assert ws.mask(key, data) == masked
+    assert ws.mask(key, masked) == data
+
+
+@given(st.binary(min_size=4, max_size=4), st.binary(max_size=3000))
+def test_pure_mask_agrees_with_tornados_c_mask(key: bytes, data: bytes) -> None:
+    from tornad_io import _tornado_compat
+
+    fast = _tornado_compat.websocket_mask
+    if fast is None:
+        pytest.skip("Tornado's C masking is not available")
+    assert ws.mask(key, data) == fast(key, data)
+
+
+message_strategy = st.tuples(st.sampled_from([ws.Opcode.TEXT, ws.Opcode.BINARY]), st.binary(max_size=300))
+
+
+@settings(max_examples=200)
+@given(st.lists(message_strategy, max_size=6), st.data())
+def test_frames_round_trip_whatever_the_fragments_and_reads(messages: list[tuple[ws.Opcode, bytes]], data: Any) -> None:
+    wire = b""
+    for opcode, payload in messages:
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(payload)), max_size=3)))
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+        for i, piece in enumerate(pieces):
+            first = (opcode if i == 0 else 0) | (FIN if i == len(pieces) - 1 else 0)
+            wire += client(first, piece, data.draw(st.binary(min_size=4, max_size=4)))
+    reads = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+    parser = ws.FrameParser(10_000)
+    got = [m for a, b in zip([0, *reads], [*reads, len(wire)], strict=True) for m in parser.feed(wire[a:b])]
+    assert got == messages
+
+
+@given(st.binary(max_size=200))
+def test_frame_garbage_only_raises_frame_error(data: bytes) -> None:
+    try:
+        ws.FrameParser(1000).feed(data)
+    except FrameError as error:
+        assert error.code in (1002, 1009)
+
+
+def test_pure_modules_import_neither_tornado_nor_asyncio() -> None:
+    code = (
+        "import sys\n"
+        "import tornad_io.socketio.codec, tornad_io.engineio.codec, tornad_io.engineio.legacy_codec\n"
+        "import tornad_io.websocket.frames, tornad_io.exceptions, tornad_io._json\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tornado', 'asyncio'))\n"
+        "assert not bad, bad\n"
+        "import tornad_io\n"
+        "assert tornad_io.Server.__name__ == 'Server'  # the public names still load, on first use\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

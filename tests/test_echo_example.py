@@ -53,6 +53,7 @@ def assert_opened(caplog: Any, protocol: str) -> None:
     assert extra.args == EXTRA  # logging keeps a lone dict argument as the mapping itself
 
 
+@pytest.mark.slow  # headless Chromium (up to 9 s)
 @pytest.mark.parametrize("transport", ["websocket", "xhr-polling"])
 async def test_echo_example_with_the_06_browser_client(
     serve: Any, legacy_browser: Any, caplog: Any, transport: str

@@ -14,6 +14,8 @@ from tornad_io.socket_io import SocketIOHandler
 
 from .conftest import ROOT, WAIT
 
+pytestmark = pytest.mark.slow  # headless Chromium (up to 16 s a test)
+
 LEGACY_CLIENT = os.path.join(ROOT, "node_modules", "socket.io-legacy", "support", "socket.io-client")
 PAGE = b"<!doctype html><html><head><meta charset='utf-8'><script src='/legacy/socket.io.js'></script></head><body></body></html>"
 

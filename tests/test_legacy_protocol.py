@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import decimal
 import json
+import logging
 import re
 import socket as pysocket
 from typing import Any
@@ -166,6 +167,21 @@ async def test_xhr_polling_session(echo: Any) -> None:
     poll = await fetch(f"{base}/xhr-polling/{sid}/1700000000002")
     assert int(poll.headers["Content-Length"]) == len(poll.body)
     assert poll.body.decode() == data  # both messages, in one payload, in order
+
+
+async def test_what_a_post_drops_is_logged_by_the_transport(echo: Any, caplog: Any) -> None:
+    base, seen = echo
+    sid, _ = await open_polling_with_rest(base)
+    data = legacy_codec.frame('~j~{"a":') + legacy_codec.encode_message("kept") + "~m~99~m~short"
+    with caplog.at_level(logging.INFO, logger="tornad_io"):
+        post = await fetch(f"{base}/xhr-polling/{sid}/send", "POST", "data=" + quote(data))
+        assert (post.code, post.body) == (200, b"ok")
+        assert await asyncio.wait_for(seen["messages"].get(), WAIT) == "kept"
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert dropped == [
+        f"session {sid}: dropped the rest of the payload: frame shorter than its declared length",
+        f"session {sid}: dropped a ~j~ frame that is not JSON: '~j~{{\"a\":'",
+    ]
 
 
 async def test_polling_hold_and_empty_reply_and_expiry(echo: Any) -> None:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import tornado.web
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
@@ -26,7 +27,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from tornad_io import ConnectionRefused, Server, Socket, SocketIOServer
 from tornad_io.engineio import legacy_codec
 from tornad_io.socket_io import SocketIOHandler
-from tornad_io.transports.wsframes import FrameParser
+from tornad_io.websocket.frames import FrameParser
 
 from .conftest import ROOT, WAIT, wait_until
 from .test_hardening import raw_websocket_that_never_reads, rss_kib
@@ -168,6 +169,7 @@ async def test_dynamic_namespaces_are_freed_when_empty(serve: Any) -> None:
     again.close()
 
 
+@pytest.mark.slow  # about 4 s: 300 connections one after another
 async def test_async_on_open_then_client_leaves_runs_on_close(serve: Any) -> None:
     gate = asyncio.Event()
     started: list[int] = []
@@ -449,6 +451,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow  # about 3 s: waits for the accept back-off
 async def test_running_out_of_descriptors_backs_off_and_recovers() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", FD_SERVER, ROOT],

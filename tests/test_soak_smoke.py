@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
+
+pytestmark = pytest.mark.slow  # a short soak (about 4 s)
 
 
 def test_soak_smoke() -> None:

@@ -35,6 +35,17 @@ class EngineError(TornadIOError):
         self.status = status
 
 
+class FrameError(ProtocolError):
+    """A WebSocket frame that breaks RFC 6455; ``code`` is the close code to send (1002, 1009)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        #: The WebSocket close code that answers the frame.
+        self.code = code
+        #: Why the frame was refused (the close reason).
+        self.reason = reason
+
+
 class ConnectionRefused(TornadIOError):
     """Raise it from a connection middleware to refuse a client.
 

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable
 import tornado.httpserver
 from tornado.ioloop import IOLoop
 
+from . import _tornado_compat as compat
+
 log = logging.getLogger("tornad_io.http")
 
 #: accept() errors that mean "no resources now", not "this socket is broken".
@@ -67,9 +69,8 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         """Start accepting on *sockets* (see Tornado's ``TCPServer.add_sockets``)."""
-        for sock in sockets:
-            self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = _accept_with_backoff(sock, self._handle_connection)
+        if not compat.add_accept_handlers(self, sockets, _accept_with_backoff):
+            super().add_sockets(sockets)  # Tornado's accept loop, without the back-off
 
 
 def _accept_with_backoff(sock: socket.socket, callback: Callable[[socket.socket, Any], None]) -> Callable[[], None]:

@@ -4,18 +4,18 @@
 character such as an emoji counts 2. Inside a frame, ``~j~`` marks JSON and
 ``~h~`` a heartbeat; anything else is a plain string message. A payload is
 frames concatenated with no separator.
+
+Pure code, and silent: what a decoder drops is returned to the caller (the
+session or transport), which logs it.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
 from .. import _json
 from ..exceptions import PayloadTooLarge, ProtocolError
-
-log = logging.getLogger("tornad_io.engine")
 
 FRAME = "~m~"
 JSON_MARK = "~j~"
@@ -121,15 +121,21 @@ def _partial(reason: str, frames: list[str]) -> ProtocolError:
 
 
 def decode_payload(
-    payload: str, crlf_tolerant: bool = False, strict: bool = False, max_frames: int | None = None
+    payload: str,
+    crlf_tolerant: bool = False,
+    strict: bool = False,
+    max_frames: int | None = None,
+    dropped: list[str] | None = None,
 ) -> list[Message]:
     """Decode every frame of a payload into messages and heartbeats.
 
-    A bad ``~j~`` frame is logged and dropped. A malformed frame raises
+    A bad ``~j~`` frame is dropped. A malformed frame raises
     :class:`ProtocolError` if *strict*; otherwise the frames before it are
-    kept and the rest is logged and dropped. With *crlf_tolerant* (JSONP form
-    posts, whose browsers turn ``\\n`` into ``\\r\\n``), a payload that does not
-    decode is first retried with ``\\r\\n`` read as ``\\n``.
+    kept and the rest is dropped. Why each thing was dropped is appended to
+    *dropped* (one line each, client data quoted with ``repr``), for the caller
+    to log. With *crlf_tolerant* (JSONP form posts, whose browsers turn ``\\n``
+    into ``\\r\\n``), a payload that does not decode is first retried with
+    ``\\r\\n`` read as ``\\n``.
     """
     try:
         frames = decode_frames(payload, max_frames)
@@ -146,7 +152,8 @@ def decode_payload(
         if error is not None:
             if strict:
                 raise
-            log.info("dropping the rest of a 0.6 payload: %s", error)
+            if dropped is not None:
+                dropped.append(f"the rest of the payload: {error}")
     messages: list[Message] = []
     for data in frames:
         if data.startswith(HEARTBEAT_MARK):
@@ -155,7 +162,8 @@ def decode_payload(
             try:
                 messages.append(Message(_json.loads(data[3:])))
             except ValueError:
-                log.info("dropping a ~j~ frame that is not JSON: %.40r", data)
+                if dropped is not None:
+                    dropped.append(f"a ~j~ frame that is not JSON: {data[:40]!r}")
         else:
             messages.append(Message(data))
     return messages

@@ -89,7 +89,11 @@ class LegacySession(Session):
 
     def receive_payload(self, payload: str, crlf_tolerant: bool = False, strict: bool = False) -> None:
         """Handle a client payload (one or more frames; all are processed)."""
-        self.receive_messages(legacy_codec.decode_payload(payload, crlf_tolerant, strict))
+        dropped: list[str] = []
+        messages = legacy_codec.decode_payload(payload, crlf_tolerant, strict, dropped=dropped)
+        for reason in dropped:
+            log.info("session %s: dropped %s", self.sid, reason)
+        self.receive_messages(messages)
 
     def receive_messages(self, messages: list[legacy_codec.Message]) -> None:
         """Handle decoded messages and heartbeats, stopping if the session closes."""

@@ -21,9 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamClosedError
-from tornado.websocket import _WebSocketParams
 
 from .. import _json
+from .. import _tornado_compat as compat
 from .._logsafe import safe_repr
 from ..engineio import codec
 from ..engineio.codec import Encoded
@@ -31,14 +31,10 @@ from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
 from ..engineio.session import Close, HandshakeInfo, Session
 from ..exceptions import ProtocolError
 from ..options import ServerOptions
-from .wsframes import FastWebSocketProtocol, RawSocketStream
-from .wsframes import frame as ws_frame
+from ..websocket.frames import frame as ws_frame
+from .fast_websocket import FastWebSocketProtocol, RawSocketStream
 
 log = logging.getLogger("tornad_io.transport")
-
-
-def _utf8(packet: Encoded) -> bytes:
-    return packet.encode() if isinstance(packet, str) else packet
 
 
 def _ws_frame(packet: Encoded) -> bytes:
@@ -70,7 +66,7 @@ def pending_bytes(stream: Any) -> int:
         return 0
     if type(stream) is RawSocketStream:
         return stream.buffered
-    return int(stream._total_write_index - stream._total_write_done_index)
+    return compat.pending_write_bytes(stream)
 
 
 def referer_origin(headers: Any) -> str | None:
@@ -84,7 +80,7 @@ def referer_origin(headers: Any) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-class EngineIOHandler(tornado.websocket.WebSocketHandler):
+class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
     """Tornado handler for one Engine.IO mount point (``/socket.io/`` by default)."""
 
     name = "websocket"  # what this handler is when it carries a session
@@ -103,9 +99,6 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
     def compute_etag(self) -> str | None:
         return None  # hashing every poll buys nothing
 
-    def _cross_origin_protection(self) -> None:
-        return None  # origins are checked by the server's own CORS rule
-
     def check_xsrf_cookie(self) -> None:
         return None  # clients of a Socket.IO endpoint carry no XSRF token
 
@@ -115,10 +108,10 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
             self.set_header("X-Content-Type-Options", "nosniff")
             self.set_header("Cache-Control", "no-store")
 
-    def _request_summary(self) -> str:
+    def summary_for_access_log(self) -> str | None:
         # Tornado's access log line: without the query (session ids, tokens) unless asked.
         if self.opts.access_log_query:
-            return super()._request_summary()
+            return None
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def _error(self, error: EngineError) -> None:
@@ -430,15 +423,11 @@ class EngineIOHandler(tornado.websocket.WebSocketHandler):
         return self.opts.max_http_buffer_size
 
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        if not compat.PRIVATE_OK:
+            return super().get_websocket_protocol()  # Tornado's own WebSocketProtocol13
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None
-        params = _WebSocketParams(
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            max_message_size=self.max_message_size,
-            compression_options=self.get_compression_options(),
-        )
-        return FastWebSocketProtocol(self, False, params)
+        return FastWebSocketProtocol(self, False, compat.websocket_params(self))
 
     async def open(self, *args: str, **kwargs: str) -> None:
         conn = self.ws_connection
@@ -538,18 +527,15 @@ class WebSocketTransport:
         if self.batch:
             packets = ["".join(packets)]  # type: ignore[arg-type]
         try:
-            if type(conn) is FastWebSocketProtocol and conn._compressor is None:
+            if type(conn) is FastWebSocketProtocol and not conn.deflate:
                 # One send for all the frames; a broadcast's frame is built once (see Shared*).
                 if len(packets) == 1:
                     conn.send_frames(_ws_frame(packets[0]))
                 else:
                     conn.send_frames(b"".join([_ws_frame(p) for p in packets]))
-            elif conn._compressor is None:
+            else:  # deflate, or Tornado's own protocol (see _tornado_compat)
                 for packet in packets:
-                    conn._write_frame(True, 0x1 if isinstance(packet, str) else 0x2, _utf8(packet))
-            else:
-                for packet in packets:
-                    conn.write_message(packet, binary=isinstance(packet, bytes))
+                    compat.write_message(conn, packet)
         except (StreamClosedError, tornado.websocket.WebSocketClosedError):
             self.closed = True
             return

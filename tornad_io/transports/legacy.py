@@ -23,6 +23,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
+from .. import _tornado_compat as compat
 from ..engineio import legacy_codec
 from ..engineio.codec import Encoded
 from ..engineio.legacy_session import SOCKET_IO_06, LegacySession
@@ -164,8 +165,7 @@ class LegacyStreamTransport:
         if packets:
             self.deliver(packets)
         handler, self.handler = self.handler, None
-        if handler is not None and not handler._finished:
-            handler.finish()
+        if handler is not None and compat.finish_once(handler):
             stream = _stream_of(handler)
             if stream is not None and pending_bytes(stream) > _CONGESTED_BYTES:
                 stream.close()  # a reader that does not read: free what waits for it now
@@ -365,8 +365,7 @@ class SocketIORouteHandler(EngineIOHandler):
             return
         await transport.done
         self._stream = None
-        if not self._finished:
-            self.finish()
+        compat.finish_once(self)
 
     # -- POST ----------------------------------------------------------------
 
@@ -407,9 +406,10 @@ class SocketIORouteHandler(EngineIOHandler):
             self.set_header("Content-Type", "text/plain")
             self.finish("expected a form field named data")
             return
+        dropped: list[str] = []
         try:
             messages = legacy_codec.decode_payload(
-                data[0], crlf_tolerant=protocol == "jsonp-polling", max_frames=MAX_POST_FRAMES
+                data[0], crlf_tolerant=protocol == "jsonp-polling", max_frames=MAX_POST_FRAMES, dropped=dropped
             )
         except ProtocolError as error:
             self.set_status(413 if isinstance(error, PayloadTooLarge) else 400)
@@ -423,6 +423,8 @@ class SocketIORouteHandler(EngineIOHandler):
             else:
                 self.set_header("Access-Control-Allow-Origin", "*")
         self.finish("ok")
+        for reason in dropped:
+            log.info("session %s: dropped %s", session.sid, reason)
         session.receive_messages(messages)
 
     async def options(self, *args: Any, **kwargs: Any) -> None:

@@ -1,1 +1,1 @@
-"""WebSocket-related helpers of the original API (the Flash policy server)."""
+"""WebSocket pieces: the RFC 6455 frame codec (``frames``, sans-IO) and the original API's Flash policy server."""

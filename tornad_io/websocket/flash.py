@@ -13,6 +13,7 @@ import logging
 import os
 
 from tornado.iostream import IOStream, StreamClosedError
+from tornado.netutil import bind_sockets
 from tornado.tcpserver import TCPServer
 
 log = logging.getLogger("tornad_io.flash")
@@ -54,7 +55,7 @@ class FlashPolicyServer(TCPServer):
     def start_listening(self) -> bool:
         """Bind and listen; False (and a logged reason) when the port cannot be bound."""
         try:
-            self.listen(self.port, address=self.address)
+            sockets = bind_sockets(self.port, address=self.address)
         except PermissionError:
             log.error(
                 "flash policy server: no permission to bind port %s (ports below 1024 need root or "
@@ -66,8 +67,9 @@ class FlashPolicyServer(TCPServer):
         except OSError as error:
             log.error("flash policy server: cannot listen on port %s: %s", self.port, error.strerror)
             return False
+        self.add_sockets(sockets)
         if self.port == 0:
-            self.port = next(iter(self._sockets.values())).getsockname()[1]
+            self.port = sockets[0].getsockname()[1]
         self.listening = True
         log.info("flash policy server listening on port %s", self.port)
         return True

@@ -1,12 +1,16 @@
-"""RFC 6455 frames, sans-IO, and a faster WebSocket protocol for Tornado.
+"""A faster WebSocket protocol for Tornado: the socket taken over after the handshake.
 
 Tornado's own reader awaits two to four reads per frame through an
 ``IOStream``. After the handshake this one takes the socket over: a loop
-reader callback reads whatever bytes are there and parses every complete frame
+reader callback reads whatever bytes are there and the sans-IO
+:class:`~tornad_io.websocket.frames.FrameParser` parses every complete frame
 in a loop; writes go straight to the socket and are buffered only when the
 kernel does not take them, and several frames for one client leave in one
 ``send``. The handshake, close handshake, ping/pong and permessage-deflate
 stay Tornado's (with deflate on, Tornado's reader and writer run unchanged).
+
+Tornado's private parts are reached only through :mod:`tornad_io._tornado_compat`;
+when that module's version check fails this protocol is not used at all.
 
 Measured with ``benchmarks/``: see the README's benchmark table.
 """
@@ -15,131 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 import sys
 from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
-from tornado.util import _websocket_mask  # the C-accelerated masking Tornado ships
-from tornado.websocket import WebSocketProtocol13
 
-_PACK_16 = struct.Struct("!BBH").pack
-_PACK_64 = struct.Struct("!BBQ").pack
+from .. import _tornado_compat as compat
+from ..exceptions import FrameError
+from ..websocket.frames import FrameParser, Opcode
+
 _READ_SIZE = 65536
 _CORK_LIMIT = 256 * 1024  # bytes corked for one client before they are sent at once
-
-
-class FrameError(Exception):
-    """A frame that breaks RFC 6455; ``code`` is the close code to send."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One unmasked, final server frame."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 65536:
-        return _PACK_16(0x80 | opcode, 126, n) + payload
-    return _PACK_64(0x80 | opcode, 127, n) + payload
-
-
-class FrameParser:
-    """Incremental parser of client frames (masked, as RFC 6455 requires).
-
-    :meth:`feed` returns complete messages as ``(opcode, payload)``, with
-    fragmented messages reassembled and control frames passed through.
-    """
-
-    __slots__ = ("max_size", "_buf", "_need", "_frag", "_frag_opcode")
-
-    def __init__(self, max_size: int) -> None:
-        self.max_size = max_size
-        # Bytes of an unfinished frame, and how many it takes before parsing is worth it:
-        # a frame arriving in many small reads is appended to, and parsed once, so feeding
-        # costs time linear in the bytes received (not a copy of the backlog per read).
-        self._buf = bytearray()
-        self._need = 0
-        self._frag: bytearray | None = None
-        self._frag_opcode = 0
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        if self._buf:
-            self._buf += data
-            if len(self._buf) < self._need:
-                return []
-            buf = bytes(self._buf)
-            self._buf = bytearray()
-        else:
-            buf = data
-        n = len(buf)
-        pos = 0
-        need = 0
-        out: list[tuple[int, bytes]] = []
-        while True:
-            if n - pos < 2:
-                need = 2
-                break
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            if b0 & 0x70:
-                raise FrameError(1002, "reserved bits set")
-            opcode = b0 & 0x0F
-            length = b1 & 0x7F
-            head = pos + 2
-            if length == 126:
-                if n - pos < 4:
-                    need = 4
-                    break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
-                head = pos + 4
-            elif length == 127:
-                if n - pos < 10:
-                    need = 10
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = pos + 10
-            if opcode & 0x08:
-                if length > 125 or not b0 & 0x80:
-                    raise FrameError(1002, "bad control frame")
-            elif length + (len(self._frag) if self._frag is not None else 0) > self.max_size:
-                raise FrameError(1009, "message too big")
-            if not b1 & 0x80:
-                raise FrameError(1002, "client frames must be masked")
-            end = head + 4 + length
-            if end > n:
-                need = end - pos
-                break
-            payload = _websocket_mask(buf[head : head + 4], buf[head + 4 : end])
-            pos = end
-            if opcode & 0x08:
-                out.append((opcode, payload))
-            elif opcode == 0:
-                if self._frag is None:
-                    raise FrameError(1002, "continuation of nothing")
-                self._frag += payload
-                if b0 & 0x80:
-                    out.append((self._frag_opcode, bytes(self._frag)))
-                    self._frag = None
-            elif opcode in (1, 2):
-                if self._frag is not None:
-                    raise FrameError(1002, "new message inside a fragmented one")
-                if b0 & 0x80:
-                    out.append((opcode, payload))
-                else:
-                    self._frag = bytearray(payload)
-                    self._frag_opcode = opcode
-            else:
-                raise FrameError(1002, "unknown opcode")
-        if pos < n:
-            self._buf = bytearray(buf[pos:] if pos else buf)
-            self._need = need
-        return out
+# The parser returns Opcode members: compared by identity with these, per message.
+_TEXT, _BINARY, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CLOSE
 
 
 # Streams with frames waiting for the end of the current loop iteration, per loop.
@@ -324,29 +217,21 @@ class RawSocketStream:
         self._on_close()
 
 
-class FastWebSocketProtocol(WebSocketProtocol13):
+class FastWebSocketProtocol(compat.TakeoverProtocol):
     """Tornado's RFC 6455 protocol on a :class:`RawSocketStream`, with a batch frame reader."""
 
-    def _receive_frame_loop(self) -> Any:
-        if self._decompressor is not None:
-            return super()._receive_frame_loop()
-        return self._run_raw()
-
-    async def _run_raw(self) -> None:
+    async def run_taken_over(self) -> None:
         tornado_stream: IOStream = self.stream
         try:
             if tornado_stream.writing():
                 await tornado_stream.write(b"")  # what Tornado still holds (the 101 response, …) goes first
         except StreamClosedError:
-            self._abort()
+            self.abort()
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
             return
-        leftover = bytes(tornado_stream._read_buffer[: tornado_stream._read_buffer_size])
-        sock = tornado_stream.socket
-        tornado_stream.io_loop.remove_handler(sock)
-        tornado_stream.socket = None  # type: ignore[assignment]  # the socket is ours from now on
-        del tornado_stream  # and its buffers can go
-        self._parser = FrameParser(self.params.max_message_size)
+        sock, leftover = self.take_over_stream()
+        del tornado_stream  # its buffers can go
+        self._parser = FrameParser(self.params.max_message_size, compat.websocket_mask)
         raw = RawSocketStream(sock, self._on_data, self._raw_closed)
         self.stream = raw  # type: ignore[assignment]
         if leftover:
@@ -360,34 +245,34 @@ class FastWebSocketProtocol(WebSocketProtocol13):
         self.handler.on_ws_connection_close(self.close_code, self.close_reason)
 
     def _on_data(self, data: bytes) -> None:
-        self._wire_bytes_in += len(data)
+        self.count_bytes_in(len(data))
         try:
             messages = self._parser.feed(data)
         except FrameError as error:
             self.close(error.code, error.reason)
-            self._abort()
+            self.abort()
             return
         raw: RawSocketStream = self.stream  # type: ignore[assignment]
         on_message = self.handler.on_message
         for opcode, payload in messages:
-            if self.client_terminated and opcode != 0x8:
+            if self.client_terminated and opcode is not _CLOSE:
                 return
-            if opcode == 0x1 or opcode == 0x2:
-                # Data frames go straight to the handler (Tornado's _handle_message and
-                # _run_callback add two calls per message; the handler here never awaits).
+            if opcode is _TEXT or opcode is _BINARY:
+                # Data frames go straight to the handler (Tornado's message handling adds two
+                # calls per message; the handler here never awaits).
                 try:
-                    message = payload.decode("utf-8") if opcode == 0x1 else payload
+                    message = payload.decode("utf-8") if opcode is _TEXT else payload
                 except UnicodeDecodeError:
-                    self._abort()
+                    self.abort()
                     return
                 try:
                     on_message(message)
                 except Exception:
                     self.handler.log_exception(*sys.exc_info())
-                    self._abort()
+                    self.abort()
                     return
                 continue
-            handled = self._handle_message(opcode, payload)
+            handled = self.handle_frame(opcode, payload)
             if handled is not None:
                 # an async on_message: read no further until it is done, as Tornado does
                 raw.pause_reading()
@@ -397,7 +282,7 @@ class FastWebSocketProtocol(WebSocketProtocol13):
         """Write ready-made frames, straight to the socket when nothing is queued before them."""
         if self.server_terminated:
             raise StreamClosedError()
-        self._wire_bytes_out += len(frames)
+        self.count_bytes_out(len(frames))
         stream: Any = self.stream
         if type(stream) is RawSocketStream:
             stream.send_now(frames)

@@ -75,3 +75,12 @@ def test_recovery_benchmarks_smoke(tmp_path: object) -> None:
     )
     figures = json.loads(memory.stdout)
     assert 0 < figures["bytes per stored session"] < 4_000 and 0 < figures["bytes per stored packet"] < 4_000
+    emit = subprocess.run(
+        [sys.executable, "benchmarks/emit_cost.py", "--sockets", "50", "--emits", "10", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    costs = json.loads(emit.stdout)
+    assert costs["µs per broadcast, recovery off"] > 0 and costs["µs per broadcast, recovery on"] > 0

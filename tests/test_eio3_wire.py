@@ -310,6 +310,26 @@ async def test_jsonp_polling(v3: str, serve: Any) -> None:
     assert (await fetch(f"{off.url}/socket.io/?EIO=3&transport=polling&j=0")).code == 400
 
 
+@pytest.mark.parametrize("referer", [None, "http://evil.example/page.html", "null"])
+async def test_jsonp_keeps_the_referer_rule(serve: Any, referer: str | None) -> None:
+    """A v3 JSONP script load, like a v4 one, must come from an allowed page (its Referer)."""
+    io = Server(allow_eio3=True, jsonp=True)
+    server = await serve(io.routes())
+    headers = {"Cookie": "session=victim"}
+    if referer is not None:
+        headers["Referer"] = referer
+    response = await fetch(f"{server.url}/socket.io/?EIO=3&transport=polling&j=0", headers=headers)
+    assert response.code == 403 and not io.engine.sessions
+    page = {"Referer": f"{server.url}/chat.html"}
+    body = (await fetch(f"{server.url}/socket.io/?EIO=3&transport=polling&j=0", headers=page)).body.decode()
+    assert body.startswith('___eio[0]("')
+    handshake, connect = split(json.loads(body[len("___eio[0](") : -2]))
+    assert connect == "40"
+    url = f"{server.url}/socket.io/?EIO=3&transport=polling&j=0&sid={json.loads(handshake[1:])['sid']}"
+    evil = {"Referer": "http://evil.example/", "Content-Type": "application/x-www-form-urlencoded"}
+    assert (await fetch(url, "POST", "d=" + quote('6:42["x"]'), headers=evil)).code == 403
+
+
 # -- Socket.IO protocol v4 ---------------------------------------------------------------------------
 
 

@@ -159,6 +159,16 @@ async def test_binary_payloads_for_a_client_with_xhr2(v3: str) -> None:
     assert (poll.headers["Content-Type"], poll.body) == ("text/plain; charset=UTF-8", b"2:4a")
 
 
+async def test_binary_post_bodies_are_not_engine_io_v4(v3: str) -> None:
+    """Only v3 has binary payloads: a v4 session refuses one and closes, as the reference does."""
+    response = await fetch(f"{v3}/engine.io/?EIO=4&transport=polling")
+    sid = json.loads(response.body.decode()[1:])["sid"]
+    url = f"{v3}/engine.io/?EIO=4&transport=polling&sid={sid}"
+    push = await fetch(url, "POST", bytes([0, 2, 255, 52, 97]), headers={"Content-Type": "application/octet-stream"})
+    assert push.code == 400
+    assert (await fetch(url)).code == 400
+
+
 async def test_websocket_binary_frames_carry_their_type(v3: str) -> None:
     conn = await ws(v3.replace("http", "ws") + "/engine.io/?EIO=3&transport=websocket")
     await recv(conn)

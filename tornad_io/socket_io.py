@@ -72,6 +72,7 @@ class SocketIOHandler:
 
     :cvar server_options: Options of the class's :class:`~tornad_io.Server`
         (keyword arguments of ``Server(...)``); set before the first connection.
+        ``allow_eio3`` is on here unless set to False (socket.io-client 2.x is served too).
     :ivar socket: The :class:`~tornad_io.Socket` of this connection, for the modern API.
     """
 

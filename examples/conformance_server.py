@@ -11,6 +11,10 @@
 
 Both use pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1 000 000, any
 CORS origin, and the Socket.IO side a 1 s connect timeout.
+
+With ``--allow-eio3`` both also serve Engine.IO v3 (``EIO=3``, the reference's
+``allowEIO3``), as the v3 test suite (``socketio/engine.io-protocol``, branch
+``v3``) and socket.io-client 2.x expect.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ SETTINGS: dict[str, Any] = dict(
 )
 
 
-def echo_engine() -> Engine:
+def echo_engine(allow_eio3: bool = False) -> Engine:
     """A bare Engine.IO server that sends every message back."""
 
     def on_connection(session: Session) -> None:
@@ -44,11 +48,11 @@ def echo_engine() -> Engine:
 
         session.on_message = echo
 
-    return Engine(ServerOptions(path="/engine.io/", **SETTINGS), on_connection)
+    return Engine(ServerOptions(path="/engine.io/", allow_eio3=allow_eio3, **SETTINGS), on_connection)
 
 
-def socketio_server() -> Server:
-    io = Server(connect_timeout=1.0, **SETTINGS)
+def socketio_server(allow_eio3: bool = False) -> Server:
+    io = Server(connect_timeout=1.0, allow_eio3=allow_eio3, **SETTINGS)
 
     @io.on("connect")
     def connect(socket: Socket) -> None:
@@ -69,17 +73,18 @@ def socketio_server() -> Server:
     return io
 
 
-def make_app() -> tornado.web.Application:
-    io = socketio_server()
-    return tornado.web.Application(engine_routes(echo_engine()) + io.routes())
+def make_app(allow_eio3: bool = False) -> tornado.web.Application:
+    io = socketio_server(allow_eio3)
+    return tornado.web.Application(engine_routes(echo_engine(allow_eio3)) + io.routes())
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--allow-eio3", action="store_true", help="serve Engine.IO v3 clients too (allowEIO3)")
     args = parser.parse_args()
-    HTTPServer(make_app()).listen(args.port, address=args.host)  # idle/header/body limits, body cap
+    HTTPServer(make_app(args.allow_eio3)).listen(args.port, address=args.host)  # idle/header/body limits, body cap
     print(f"conformance server on http://{args.host}:{args.port}", flush=True)
     await asyncio.Event().wait()
 

@@ -5,8 +5,10 @@
 Serves ``EchoHandler`` at resource ``echoTest`` with the extra part
 ``(?P<sec_a>123)(?P<sec_b>.*)`` after a ``/``: 0.6 clients connect with
 ``resource: "echoTest/123abc"``, today's socket.io-client with
-``path: "/echoTest/123abc/"`` (its ``send()`` reaches ``on_message``, and the
-answer arrives as a ``message`` event).
+``path: "/echoTest/123abc/"`` and socket.io-client 2.x (Engine.IO v3, served
+by the original API's routes) with ``path: "/echoTest/123abc"`` (their
+``send()`` reaches ``on_message``, and the answer arrives as a ``message``
+event).
 
 What it does, as documented in 2010:
 

@@ -102,6 +102,10 @@ class ServerOptions:
     #: middleware; reference: True) and ``max_stored_bytes`` (packets kept for returning
     #: clients, per namespace, oldest dropped first; 16 MB). See ``docs/recovery.md``.
     connection_state_recovery: bool | dict[str, Any] = False
+    #: Serve Engine.IO v3 clients (socket.io-client 2.x, ``EIO=3``) beside v4 ones, as the
+    #: reference's ``allowEIO3`` does (reference: off; on in the original API's routes). Off,
+    #: their handshakes are refused with "Unsupported protocol version".
+    allow_eio3: bool = False
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -210,6 +214,7 @@ class ServerOptionsDict(TypedDict, total=False):
     cleanup_empty_child_namespaces: bool
     access_log_query: bool
     connection_state_recovery: bool | dict[str, Any]
+    allow_eio3: bool
 
 
 def _check_types(options: ServerOptions) -> None:

@@ -72,6 +72,7 @@ class SocketIOHandler:
 
     :cvar server_options: Options of the class's :class:`~tornad_io.Server`
         (keyword arguments of ``Server(...)``); set before the first connection.
+        ``allow_eio3`` is on here unless set to False (socket.io-client 2.x is served too).
     :ivar socket: The :class:`~tornad_io.Socket` of this connection, for the modern API.
     """
 
@@ -192,7 +193,8 @@ class SocketIOHandler:
 def _build_server(cls: type[SocketIOHandler]) -> Server:
     # Same origin by default, like Server: a cookie-carrying WebSocket from any site
     # must not pass. ``server_options`` or the Application setting cors_allowed_origins open it.
-    io = Server(**cls.server_options)
+    # socket.io-client 2.x (Engine.IO v3) is served beside 0.6 and 4.x: one handler, every generation.
+    io = Server(**{"allow_eio3": True, **cls.server_options})
 
     def abandoned(socket: Socket) -> None:
         # The connection ended before it completed (client gone during an async

@@ -1,11 +1,13 @@
-"""A chatroom where Socket.IO 0.6 browsers and today's socket.io-client share one room.
+"""A chatroom where three generations of Socket.IO clients share one room.
 
     python examples/chatroom/app.py [--port 8888]
 
 http://localhost:8888/ uses today's client (socket.io-client 4.x, path
-``/chat/``); http://localhost:8888/legacy.html uses the 0.6 client (resource
-``chat``). Both are served from node_modules/ (run ``npm ci`` first). One
-handler class serves both; every message goes to every connection.
+``/chat/``); http://localhost:8888/v2.html uses socket.io-client 2.x
+(Engine.IO v3, path ``/chat``); http://localhost:8888/legacy.html uses the 0.6
+client (resource ``chat``). The client bundles are served from node_modules/
+(run ``npm ci`` first). One handler class serves all three; every message goes
+to every connection.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tornad_io.socket_io import SocketIOHandler  # noqa: E402
 
 MODERN_CLIENT = os.path.join(ROOT, "node_modules", "socket.io-client", "dist")
 LEGACY_CLIENT = os.path.join(ROOT, "node_modules", "socket.io-legacy", "support", "socket.io-client")
+V2_CLIENT = os.path.join(ROOT, "node_modules", "socket.io-client-v2", "dist")
 
 
 class ChatHandler(SocketIOHandler):
@@ -48,13 +51,14 @@ def make_app(**settings: Any) -> tornado.web.Application:
     return tornado.web.Application(
         [
             (r"/()", tornado.web.StaticFileHandler, {"path": HERE, "default_filename": "index.html"}),
-            (r"/(legacy\.html)", tornado.web.StaticFileHandler, {"path": HERE}),
+            (r"/(legacy\.html|v2\.html)", tornado.web.StaticFileHandler, {"path": HERE}),
             (
                 r"/modern/(socket\.io\.min\.js(?:\.map)?)",
                 tornado.web.StaticFileHandler,
                 {"path": MODERN_CLIENT},
             ),
             (r"/legacy/(socket\.io\.js)", tornado.web.StaticFileHandler, {"path": LEGACY_CLIENT}),
+            (r"/v2/(socket\.io\.js(?:\.map)?)", tornado.web.StaticFileHandler, {"path": V2_CLIENT}),
             ChatHandler.routes("chat"),
         ],
         **settings,
@@ -62,10 +66,10 @@ def make_app(**settings: Any) -> tornado.web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="tornad_io chatroom (0.6 and 4.x clients)")
+    parser = argparse.ArgumentParser(description="tornad_io chatroom (0.6, 2.x and 4.x clients)")
     parser.add_argument("--port", type=int, default=8888)
     args = parser.parse_args()
-    print(f"chatroom on http://localhost:{args.port}/ and /legacy.html", flush=True)
+    print(f"chatroom on http://localhost:{args.port}/, /v2.html and /legacy.html", flush=True)
     SocketIOServer(make_app(socket_io_port=args.port, enabled_protocols=["websocket", "xhr-polling", "jsonp-polling"]))
 
 

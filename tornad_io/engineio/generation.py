@@ -23,7 +23,7 @@ class Generation:
     Compared by identity: each generation's module defines exactly one.
     """
 
-    __slots__ = ("name", "session_class", "new_id", "batches_websocket_messages")
+    __slots__ = ("name", "session_class", "new_id", "batches_websocket_messages", "eio_version")
 
     def __init__(
         self,
@@ -31,6 +31,7 @@ class Generation:
         session_class: type[Session],
         new_id: Callable[[], str],
         batches_websocket_messages: bool = False,
+        eio_version: str | None = None,
     ) -> None:
         #: A readable name, for logs and reprs only (never compared).
         self.name = name
@@ -40,6 +41,9 @@ class Generation:
         self.new_id = new_id
         #: Whether a WebSocket message carries every queued packet at once (0.6) or one each.
         self.batches_websocket_messages = batches_websocket_messages
+        #: The ``EIO`` query value that selects this generation at the Engine.IO URL
+        #: (None: a generation with URLs of its own, as 0.6).
+        self.eio_version = eio_version
 
     def __repr__(self) -> str:
         return f"<Generation {self.name}>"

@@ -149,6 +149,19 @@ class Engine:
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, last refill)
         #: Origins already logged as refused (each is logged once).
         self.refused_origins: set[str] = set()
+        #: The generations served at the Engine.IO URL, by the ``EIO`` query value that selects them.
+        self.generations: dict[str, Generation] = {}
+        self.serve_generation(ENGINE_IO_4)
+        if options.allow_eio3:
+            from .eio3_session import ENGINE_IO_3
+
+            self.serve_generation(ENGINE_IO_3)
+
+    def serve_generation(self, generation: Generation) -> None:
+        """Accept handshakes of *generation* (picked by its ``eio_version`` in the ``EIO`` query parameter)."""
+        if generation.eio_version is None:
+            raise ValueError(f"{generation!r} is not served at the Engine.IO URL")
+        self.generations[generation.eio_version] = generation
 
     def admit(self, address: str) -> None:
         """Check a new handshake against shutdown, ``max_connections`` and the per-address rate."""
@@ -185,6 +198,7 @@ class Engine:
             if transport == "websocket" and not websocket and "websocket" in self.options.transports:
                 raise bad_request()
             raise unknown_transport()
+        generation = self.generations.get(query.get("EIO", ""))
         sid = query.get("sid")
         if sid is not None:
             session = self.sessions.get(sid)
@@ -192,12 +206,21 @@ class Engine:
                 raise unknown_sid()
             if session.transport.name != transport and not (websocket and session.can_upgrade()):
                 raise bad_request()
+            if session.generation is not generation:
+                raise bad_request()  # the reference's PROTOCOL_MISMATCH
             return session
         if method != "GET":
             raise bad_handshake_method()
-        if query.get("EIO") != "4":
+        if generation is None:
             raise unsupported_version()
         return None
+
+    def generation_for(self, query: dict[str, str]) -> Generation:
+        """The generation a handshake's ``EIO`` query parameter asks for (checked by :meth:`check_request`)."""
+        generation = self.generations.get(query.get("EIO", ""))
+        if generation is None:
+            raise unsupported_version()
+        return generation
 
     def handshake(self, transport: Transport, info: HandshakeInfo, generation: Generation = ENGINE_IO_4) -> Session:
         """Create and open a session of *generation* on *transport*, then announce it upward."""

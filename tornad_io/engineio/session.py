@@ -274,9 +274,20 @@ class Session:
             # Release the pending poll so the client can finish its upgrade.
             self.transport.deliver([codec.NOOP_PACKET])
 
-    def payload(self, packets: list[Encoded]) -> str:
-        """The HTTP body that carries *packets* to a polling client."""
+    def payload(self, packets: list[Encoded]) -> str | bytes:
+        """The HTTP body that carries *packets* to a polling client (``bytes``: a binary body)."""
         return codec.encode_payload(packets)
+
+    def decode_payload(self, text: str) -> list[Encoded]:
+        """The packets of a polling POST body; raises ``ProtocolError`` if it is malformed."""
+        return codec.decode_payload(text)
+
+    def decode_binary_payload(self, body: bytes) -> list[Encoded]:
+        """The packets of a binary polling POST body (``application/octet-stream``).
+
+        Engine.IO v4 has none: refused with ``ProtocolError``, as the reference refuses it.
+        """
+        raise ProtocolError("binary polling payloads are not part of Engine.IO v4")
 
     # -- receiving -----------------------------------------------------------
 
@@ -405,5 +416,5 @@ def new_id() -> str:
 
 
 #: Engine.IO v4, what socket.io-client 3.x and 4.x speak.
-ENGINE_IO_4 = Generation("Engine.IO v4", Session, new_id)
+ENGINE_IO_4 = Generation("Engine.IO v4", Session, new_id, eio_version="4")
 Session.generation = ENGINE_IO_4

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn, 
 
 from .._typing import ConnectMiddlewareT, HandlerT, NamespaceT
 from ..adapter import Adapter, AdapterFactory, FetchedSocket
+from ..engineio.eio3_session import ENGINE_IO_3
 from ..engineio.generation import Generation
 from ..engineio.legacy_session import SOCKET_IO_06
 from ..engineio.server import Engine
@@ -18,6 +19,7 @@ from ..options import ServerOptions, ServerOptionsDict
 from ..recovery import RecoveringAdapter
 from .broadcast import AckResponses, BroadcastOperator, unsupported_arguments
 from .client import Client, ClientFactory
+from .eio3_client import Eio3Client
 from .legacy_client import LegacyClient
 from .namespace import Namespace, ParentNamespace
 
@@ -66,6 +68,7 @@ class Server:
         #: The Engine.IO layer underneath: sessions, transports, heartbeats.
         self.engine = Engine(self.options, self._on_session)
         self._client_classes: dict[Generation, ClientFactory] = {ENGINE_IO_4: Client, SOCKET_IO_06: LegacyClient}
+        self.register_generation(ENGINE_IO_3, Eio3Client)  # served when allow_eio3 is on
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self.of("/")
@@ -124,7 +127,7 @@ class Server:
     def register_generation(self, generation: Generation, client_class: ClientFactory) -> None:
         """Serve sessions of *generation* with *client_class* (``client_class(server, session)``).
 
-        Engine.IO v4 and Socket.IO 0.6 are registered; a further protocol generation
+        Engine.IO v4, Engine.IO v3 and Socket.IO 0.6 are registered; a further protocol generation
         registers its own client here, and nothing else in the server changes.
         """
         self._client_classes[generation] = client_class

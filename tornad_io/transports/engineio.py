@@ -1,10 +1,11 @@
-"""Engine.IO v4 over Tornado: long-polling (XHR and JSONP) and WebSocket.
+"""Engine.IO over Tornado: long-polling (XHR and JSONP) and WebSocket.
 
 One handler class answers every request under the mount path, as the
 reference server does: a request with ``Upgrade: websocket`` becomes a
 WebSocket, anything else is a polling GET, POST or CORS preflight. The
 handler only moves bytes; the :class:`~tornad_io.engineio.session.Session`
-decides what they mean.
+decides what they mean, and the request's ``EIO`` parameter picks its
+generation (v4, or v3 with ``allow_eio3``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from tornado.iostream import StreamClosedError
 from .. import _json
 from .. import _tornado_compat as compat
 from .._logsafe import safe_repr
-from ..engineio import codec
 from ..engineio.codec import Encoded
 from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
 from ..engineio.session import Close, HandshakeInfo, Session
@@ -301,7 +301,7 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         self._set_cors_headers()
         if session is None:
             transport = PollingTransport()
-            session = self.engine.handshake(transport, self._handshake_info(query))
+            session = self.engine.handshake(transport, self._handshake_info(query), self.engine.generation_for(query))
             transport.session = session
             self._set_cookie_header(session.sid)
         transport = session.transport  # type: ignore[assignment]
@@ -320,8 +320,15 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
             self._poll = None
         self._write_payload(session.payload(packets), query.get("j"))
 
-    def _write_payload(self, payload: str, jsonp: str | None) -> None:
-        if jsonp is not None:
+    def _write_payload(self, payload: str | bytes, jsonp: str | None) -> None:
+        if isinstance(payload, bytes):
+            if jsonp is not None:
+                # A binary body cannot be a script: a session that takes binary was polled with j=.
+                self._error(EngineError(3, "Bad request"))
+                return
+            body = payload
+            self.set_header("Content-Type", "application/octet-stream")
+        elif jsonp is not None:
             escaped = _json.dumps(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
             body = f"___eio[{jsonp}]({escaped});".encode()
             self.set_header("Content-Type", "text/javascript; charset=UTF-8")
@@ -362,10 +369,13 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
             self.finish("Payload Too Large")
             return
         try:
-            text = body.decode("utf-8")
-            if "j" in query:
-                text = _jsonp_body(text)
-            packets = codec.decode_payload(text)
+            if "j" not in query and _is_binary(self.request.headers.get("Content-Type", "")):
+                packets = session.decode_binary_payload(body)
+            else:
+                text = body.decode("utf-8")
+                if "j" in query:
+                    text = _jsonp_body(text)
+                packets = session.decode_payload(text)
         except (UnicodeDecodeError, ProtocolError) as exc:
             session.protocol_error(exc if isinstance(exc, ProtocolError) else ProtocolError(str(exc)))
             self._error(EngineError(3, "Bad request"))
@@ -443,7 +453,10 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         session = self._session
         self._session = None
         if session is None:
-            transport.session = self.engine.handshake(transport, self._handshake_info(self._query()))
+            query = self._query()
+            transport.session = self.engine.handshake(
+                transport, self._handshake_info(query), self.engine.generation_for(query)
+            )
             return
         if not session.can_upgrade():
             transport.conn.close()
@@ -559,6 +572,11 @@ class WebSocketTransport:
             self.deliver(queue)
         self.end()
         return False
+
+
+def _is_binary(content_type: str) -> bool:
+    """Whether a POST body is a binary payload (Engine.IO v3 clients with XHR2)."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/octet-stream"
 
 
 def _jsonp_body(text: str) -> str:

@@ -229,8 +229,10 @@ def _packet(value: Any) -> codec.Packet:
         packet_id = _integer(value["id"])
         if packet_id is None:
             raise ProtocolError("invalid packet id")
-    has_data = "data" in value
     data = value.get("data")
+    # python-socketio's msgpack client writes a null CONNECT (no auth) or DISCONNECT payload
+    # where the npm parser leaves the key out (and refuses null): read as none.
+    has_data = "data" in value and not (data is None and ptype <= codec.DISCONNECT)
     check_packet(ptype, nsp, data, packet_id, has_data)
     return codec.Packet(ptype, nsp, data, packet_id)
 

@@ -1,6 +1,6 @@
 """A server configured as the official protocol test suites expect.
 
-    python examples/conformance_server.py --port 3000
+    python examples/conformance_server.py --port 3000 [--parser msgpack]
 
 - ``/engine.io/``: a bare Engine.IO v4 server that echoes every message
   (``socketio/engine.io-protocol``, folder ``test-suite/``);
@@ -10,7 +10,10 @@
   (``socketio/socket.io-protocol``, folder ``test-suite/``).
 
 Both use pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1 000 000, any
-CORS origin, and the Socket.IO side a 1 s connect timeout.
+CORS origin, and the Socket.IO side a 1 s connect timeout. ``--parser msgpack``
+makes the Socket.IO side speak socket.io-msgpack-parser's format (the official
+suite is written for the default JSON parser; this serves clients that use the
+msgpack one).
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def echo_engine() -> Engine:
     return Engine(ServerOptions(path="/engine.io/", **SETTINGS), on_connection)
 
 
-def socketio_server() -> Server:
-    io = Server(connect_timeout=1.0, **SETTINGS)
+def socketio_server(parser: str = "json") -> Server:
+    io = Server(connect_timeout=1.0, parser=parser, **SETTINGS)
 
     @io.on("connect")
     def connect(socket: Socket) -> None:
@@ -69,8 +72,8 @@ def socketio_server() -> Server:
     return io
 
 
-def make_app() -> tornado.web.Application:
-    io = socketio_server()
+def make_app(parser: str = "json") -> tornado.web.Application:
+    io = socketio_server(parser)
     return tornado.web.Application(engine_routes(echo_engine()) + io.routes())
 
 
@@ -78,9 +81,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--parser", choices=("json", "msgpack"), default="json", help="Socket.IO packet format")
     args = parser.parse_args()
-    HTTPServer(make_app()).listen(args.port, address=args.host)  # idle/header/body limits, body cap
-    print(f"conformance server on http://{args.host}:{args.port}", flush=True)
+    HTTPServer(make_app(args.parser)).listen(args.port, address=args.host)  # idle/header/body limits, body cap
+    print(f"conformance server on http://{args.host}:{args.port} ({args.parser} parser)", flush=True)
     await asyncio.Event().wait()
 
 

@@ -314,3 +314,43 @@ async def test_recovery_replays_msgpack_packets_with_offsets(serve: Any, node: A
     offsets = [args[-1] for args in news] + [r["args"][-1] for r in node.events("a", "all")]
     assert all(isinstance(o, str) for o in offsets) and len(set(offsets)) == 3
     assert node.events("a", "all")[0]["args"][0] == {"when": {"$date": 1767225600000}}
+
+
+async def test_conformance_server_with_the_msgpack_parser(node: Any) -> None:
+    """examples/conformance_server.py --parser msgpack serves msgpack clients (Node and Python)."""
+    import os
+    import socket as pysocket
+    import sys
+
+    from .conftest import ROOT
+
+    with pysocket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = os.path.join(ROOT, "examples", "conformance_server.py")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, script, "--port", str(port), "--parser", "msgpack", cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        assert b"(msgpack parser)" in await asyncio.wait_for(proc.stdout.readline(), 30)
+        url = f"http://127.0.0.1:{port}"
+        node.connect("js", url + "/custom", auth={"token": "t"}, **MSGPACK)
+        await node.expect("connect", "js")
+        assert (await node.expect("event", "js", event="auth"))["args"] == [{"token": "t"}]
+        node.connect("main", url, **MSGPACK)
+        await node.expect("connect", "main")
+        node.emit("main", "message", 1, "two", {"3": [True]}, {"$bin": "AQ=="})
+        back = await node.expect("event", "main", event="message-back")
+        assert back["args"] == [1, "two", {"3": [True]}, b"\x01"]
+        node.emit("main", "message-with-ack", "a", 2, ack=True, tag="ack")
+        assert (await node.expect("ack", "main", tag="ack"))["args"] == ["a", 2]
+        py = socketio.AsyncClient(reconnection=False, serializer="msgpack")
+        await py.connect(url)
+        try:
+            assert await py.call("message-with-ack", ("y", b"\x02"), timeout=WAIT) == ("y", b"\x02")
+        finally:
+            await py.disconnect()
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -442,3 +442,56 @@ def test_parser_modules_import_neither_tornado_nor_asyncio() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+class Sink:
+    """A transport that keeps what it is given (no network)."""
+
+    name = "websocket"
+    pulls = False
+    upgradable = False
+    writable = True
+
+    def __init__(self) -> None:
+        self.delivered: list[Any] = []
+
+    def deliver(self, packets: list[Any]) -> None:
+        self.delivered.extend(packets)
+
+    def is_congested(self) -> bool:
+        return False
+
+    def end(self, packets: list[Any] | None = None) -> None:
+        pass
+
+    def finish(self, queue: list[Any], mode: Any) -> bool:
+        return False
+
+
+async def test_two_servers_in_one_process_never_share_an_encoding() -> None:
+    """A JSON server and a msgpack server side by side: each broadcast is encoded once per server,
+    in that server's format, and the sockets of the two servers have different encodings."""
+    from tornad_io.engineio.session import HandshakeInfo
+
+    servers = {"json": Server(), "msgpack": Server(parser="msgpack")}
+    connect = {"json": "40", "msgpack": PARSER.encode(Packet(codec.CONNECT, "/"))[0]}
+    sinks: dict[str, list[Sink]] = {}
+    for name, io in servers.items():
+        sinks[name] = []
+        for _ in range(3):
+            sink = Sink()
+            session = io.engine.handshake(sink, HandshakeInfo({}, {}, "127.0.0.1", False, "/", False))
+            session.receive(connect[name])
+            sinks[name].append(sink)
+        assert len(io.sockets.sockets) == 3
+    encodings = {name: {s.encoding for s in io.sockets.sockets.values()} for name, io in servers.items()}
+    assert len(encodings["json"]) == len(encodings["msgpack"]) == 1 and encodings["json"] != encodings["msgpack"]
+    for io in servers.values():
+        io.emit("news", b"\x01", "text")
+    json_last = [sink.delivered[-2:] for sink in sinks["json"]]  # text part, then the attachment
+    assert json_last[0] == ['451-["news",{"_placeholder":true,"num":0},"text"]', b"\x01"]
+    msgpack_last = [sink.delivered[-1] for sink in sinks["msgpack"]]
+    assert PARSER.decoder().add(msgpack_last[0]) == Packet(codec.EVENT, "/", ["news", b"\x01", "text"])
+    # encoded once per server: every recipient holds the same object
+    assert all(parts[0] is json_last[0][0] for parts in json_last)
+    assert all(message is msgpack_last[0] for message in msgpack_last)

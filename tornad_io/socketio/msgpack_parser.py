@@ -37,9 +37,12 @@ Decoding follows the npm parser's checks (a map, an integer type 0 to 4, a
 string namespace, an integer id if any, CONNECT data a map or nothing,
 DISCONNECT data nothing, CONNECT_ERROR data a string or a map, EVENT and ACK
 data a list) and adds the JSON parser's: an EVENT names its event with a
-string that is not reserved (or a number), an id is at most 10\\ :sup:`16`,
+string that is not reserved (or a number), an id is below 10\\ :sup:`16`,
 map keys are strings, nesting stops at 1 024 levels. Anything else raises
-:class:`~tornad_io.exceptions.ProtocolError`, and so does a text message.
+:class:`~tornad_io.exceptions.ProtocolError`, and so does a text message. One
+leniency: a null CONNECT or DISCONNECT payload is read as none (the npm parser
+refuses it; python-socketio's msgpack client, ``AsyncClient(serializer="msgpack")``,
+sends it).
 
 Decoding is two-speed: the C unpacker of the ``msgpack`` package reads every
 message, except one that holds notepack's ext type 0, whose meaning depends on
@@ -74,7 +77,7 @@ from ..exceptions import ProtocolError
 from . import codec
 from .parsers import MAX_DEPTH, check_packet
 
-__all__ = ["MsgpackParser", "MsgpackDecoder"]
+__all__ = ["MsgpackParser", "MsgpackDecoder", "unpack"]
 
 _UTC = datetime.timezone.utc
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)

@@ -2,7 +2,7 @@
 
 A server has one parser (the ``parser`` option): :class:`JSONParser` by
 default, which is the official text format with binary attachments
-(:mod:`tornad_io.socketio.codec`), or ``"msgpack"``, the format of the npm
+(``tornad_io/socketio/codec.py``), or ``"msgpack"``, the format of the npm
 package ``socket.io-msgpack-parser`` 3.x
 (:class:`~tornad_io.socketio.msgpack_parser.MsgpackParser`, with the
 ``msgpack`` extra). Any object that satisfies :class:`Parser` can be given
@@ -37,7 +37,7 @@ hold more than *max_attachments* pending binary parts, nor more than
 deeper than 1 024 levels (``orjson``'s limit, and the C ``msgpack``
 unpacker's) without exhausting the interpreter's recursion limit, and must
 check what the server relies on: a ``str`` namespace, an integer ``id``
-between 0 and 10\\ :sup:`16`, a ``dict`` (or nothing) as CONNECT data, nothing
+from 0 up to (not including) 10\\ :sup:`16`, a ``dict`` (or nothing) as CONNECT data, nothing
 as DISCONNECT data, and for EVENT a non-empty ``list`` whose first item is a
 string that is not a reserved event name (or a number); ACK data is a
 ``list``. :func:`check_packet` does that last part.
@@ -52,9 +52,10 @@ from typing import Any, Protocol, runtime_checkable
 from ..exceptions import ProtocolError
 from . import codec
 
-#: The most nested containers a decoded packet may have (``orjson`` and the C ``msgpack`` unpacker stop there).
+#: The most nested containers one message may hold (``orjson`` and the C ``msgpack`` unpacker stop there too).
 MAX_DEPTH = 1024
-#: Ack ids are JavaScript numbers, at most this much (the JSON format allows 16 digits).
+#: The largest ack id a decoder lets through (the JSON format allows 16 digits; JavaScript numbers
+#: lose precision beyond that anyway).
 MAX_ACK_ID = 10**16 - 1
 
 
@@ -87,7 +88,7 @@ class JSONParser:
 
     ``2["chat","hi"]`` for an event; binary values travel as separate binary
     messages after the text, which holds ``{"_placeholder":true,"num":n}`` in
-    their place (:mod:`tornad_io.socketio.codec`).
+    their place (``tornad_io/socketio/codec.py``).
     """
 
     __slots__ = ()

@@ -104,7 +104,7 @@ class Client:
 
     def encode(self, type: int, nsp: str, data: Any = None, id: int | None = None) -> list[str | bytes]:
         """A Socket.IO packet as Engine.IO v4 MESSAGE packets, in the server's format."""
-        if self.parser is JSON_PARSER:  # the default, without a Packet object: per-socket emits measure it
+        if self.parser is JSON_PARSER:  # the default parser: the codec directly, no Packet object per emit
             head, *attachments = codec.encode(type, nsp, data, id)
             return ["4" + head, *attachments]  # type: ignore[operator]
         return encode_v5(type, nsp, data, id, self.parser)

@@ -19,7 +19,9 @@ reads them:
 
 - ``str``, ``int`` (64 bits; larger ones go as a float, as JavaScript would read
   their JSON digits), ``float``, ``bool``, ``None``, ``list``/``tuple``,
-  ``dict`` and ``bytes`` (also ``bytearray``, ``memoryview``) are native;
+  ``dict`` and ``bytes`` (also ``bytearray``, ``memoryview``) are native (a
+  ``float`` is always a float 64, where notepack writes ``2.0`` as the integer
+  2: both read back as the same JavaScript number);
   ``set``, ``Decimal``, ``UUID``, enums, dataclasses, ``date`` and ``time``
   become what the JSON parser would make of them (a list, a number, text, the
   value, a map, ISO text).

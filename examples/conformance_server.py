@@ -1,6 +1,6 @@
 """A server configured as the official protocol test suites expect.
 
-    python examples/conformance_server.py --port 3000
+    python examples/conformance_server.py --port 3000 [--parser msgpack]
 
 - ``/engine.io/``: a bare Engine.IO v4 server that echoes every message
   (``socketio/engine.io-protocol``, folder ``test-suite/``);
@@ -14,7 +14,9 @@ CORS origin, and the Socket.IO side a 1 s connect timeout.
 
 With ``--allow-eio3`` both also serve Engine.IO v3 (``EIO=3``, the reference's
 ``allowEIO3``), as the v3 test suite (``socketio/engine.io-protocol``, branch
-``v3``) and socket.io-client 2.x expect.
+``v3``) and socket.io-client 2.x expect. ``--parser msgpack`` makes the
+Socket.IO side speak socket.io-msgpack-parser's format (the official suite is
+written for the default JSON parser; this serves clients that use the msgpack one).
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def echo_engine(allow_eio3: bool = False) -> Engine:
     return Engine(ServerOptions(path="/engine.io/", allow_eio3=allow_eio3, **SETTINGS), on_connection)
 
 
-def socketio_server(allow_eio3: bool = False) -> Server:
-    io = Server(connect_timeout=1.0, allow_eio3=allow_eio3, **SETTINGS)
+def socketio_server(allow_eio3: bool = False, parser: str = "json") -> Server:
+    io = Server(connect_timeout=1.0, allow_eio3=allow_eio3, parser=parser, **SETTINGS)
 
     @io.on("connect")
     def connect(socket: Socket) -> None:
@@ -73,8 +75,8 @@ def socketio_server(allow_eio3: bool = False) -> Server:
     return io
 
 
-def make_app(allow_eio3: bool = False) -> tornado.web.Application:
-    io = socketio_server(allow_eio3)
+def make_app(allow_eio3: bool = False, parser: str = "json") -> tornado.web.Application:
+    io = socketio_server(allow_eio3, parser)
     return tornado.web.Application(engine_routes(echo_engine(allow_eio3)) + io.routes())
 
 
@@ -83,9 +85,10 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--allow-eio3", action="store_true", help="serve Engine.IO v3 clients too (allowEIO3)")
+    parser.add_argument("--parser", choices=("json", "msgpack"), default="json", help="Socket.IO packet format")
     args = parser.parse_args()
-    HTTPServer(make_app(args.allow_eio3)).listen(args.port, address=args.host)  # idle/header/body limits, body cap
-    print(f"conformance server on http://{args.host}:{args.port}", flush=True)
+    HTTPServer(make_app(args.allow_eio3, args.parser)).listen(args.port, address=args.host)  # limits, body cap
+    print(f"conformance server on http://{args.host}:{args.port} ({args.parser} parser)", flush=True)
     await asyncio.Event().wait()
 
 

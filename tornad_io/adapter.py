@@ -168,7 +168,8 @@ class Recipient(Protocol):
 
     @property
     def encoding(self) -> Hashable:
-        """Which encoding the socket's client reads (its protocol generation).
+        """Which encoding the socket's client reads: its protocol generation and, for v5
+        clients, the server's parser (a :class:`~tornad_io.socketio.parsers.Encoding`).
 
         Recipients with equal encodings take the same encoded packets.
         """

@@ -11,6 +11,8 @@ import ipaddress
 from typing import Any, Callable, Sequence, TypedDict, Union
 from urllib.parse import urlsplit
 
+from .socketio.parsers import Parser, resolve
+
 OriginSetting = Union[None, str, Sequence[str], Callable[[str], bool]]
 
 
@@ -106,6 +108,10 @@ class ServerOptions:
     #: reference's ``allowEIO3`` does (reference: off; on in the original API's routes). Off,
     #: their handshakes are refused with "Unsupported protocol version".
     allow_eio3: bool = False
+    #: The Socket.IO packet format of v5 clients (reference: the JSON one): ``"json"``, ``"msgpack"``
+    #: (``socket.io-msgpack-parser`` 3.x; needs the ``msgpack`` extra) or a
+    #: :class:`~tornad_io.socketio.parsers.Parser` object. Clients must use the same one.
+    parser: Union[str, Parser] = "json"
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -133,11 +139,17 @@ class ServerOptions:
         self.transports = tuple(self.transports)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
         self._recovery = RecoveryOptions.from_setting(self.connection_state_recovery)
+        self._parser = resolve(self.parser)
 
     @property
     def recovery(self) -> RecoveryOptions | None:
         """The connection state recovery settings in force, or None when recovery is off."""
         return self._recovery
+
+    @property
+    def packet_parser(self) -> Parser:
+        """The :class:`~tornad_io.socketio.parsers.Parser` object the ``parser`` option names."""
+        return self._parser
 
     def legacy_origin_allowed(self, origin: str | None) -> bool:
         """The 0.6 ``origins`` rule: ``host:port`` entries, ``*`` in either half.
@@ -215,6 +227,7 @@ class ServerOptionsDict(TypedDict, total=False):
     access_log_query: bool
     connection_state_recovery: bool | dict[str, Any]
     allow_eio3: bool
+    parser: str | Parser
 
 
 def _check_types(options: ServerOptions) -> None:

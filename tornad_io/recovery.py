@@ -229,7 +229,8 @@ class RecoveringAdapter(Adapter):
         if kept is None:
             from .socketio.client import encode_v5
 
-            kept = shared(encode_v5(codec.EVENT, packet.nsp, with_offset.data))
+            parser = self.nsp.server.options.packet_parser
+            kept = shared(encode_v5(codec.EVENT, packet.nsp, with_offset.data, None, parser))
         self.store.keep(offset, kept, opts.rooms, opts.except_rooms)
 
     def persist_session(self, sid: str, pid: str, rooms: list[str], data: Any) -> None:

@@ -1,11 +1,12 @@
 // A remote-controlled socket.io-client 4.x for the Python tests.
 //
 // Reads one JSON command per line on stdin and writes one JSON report per
-// line on stdout. Binary values travel as {"$bin": "<base64>"} both ways.
+// line on stdout. Binary values travel as {"$bin": "<base64>"} both ways, Dates as {"$date": ms}.
 //
 // Commands:
 //   {"cmd":"connect","id":"a","url":"http://127.0.0.1:1234/nsp","opts":{...},"acks":{"event":value}}
-//   {"cmd":"emit","id":"a","event":"e","args":[...],"ack":true,"timeout":ms,"tag":"t"}
+//       (opts.parser "msgpack" stands for require("socket.io-msgpack-parser"))
+//   {"cmd":"emit","id":"a","event":"e","args":[...],"ack":true,"timeout":ms,"tag":"t","volatile":true}
 //   {"cmd":"burst","id":"a","event":"e","count":N}   (emits e with 0..N-1)
 //   {"cmd":"disconnect","id":"a"}
 //   {"cmd":"drop","id":"a"}                         (closes the transport: the client reconnects if allowed)
@@ -18,9 +19,11 @@
 //   {"type":"event","id":"a","event":"e","args":[...]}
 //   {"type":"ack","id":"a","tag":"t","error":null|"...","args":[...]}
 import { io } from "socket.io-client";
+import msgpackParser from "socket.io-msgpack-parser";
 import readline from "node:readline";
 
 const sockets = new Map();
+const PARSERS = { msgpack: msgpackParser };
 
 function out(report) {
   process.stdout.write(JSON.stringify(report) + "\n");
@@ -30,6 +33,7 @@ function toWire(value) {
   if (Buffer.isBuffer(value) || value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
     return { $bin: Buffer.from(value instanceof ArrayBuffer ? new Uint8Array(value) : value).toString("base64") };
   }
+  if (value instanceof Date) return { $date: value.getTime() };
   if (Array.isArray(value)) return value.map(toWire);
   if (value && typeof value === "object") {
     const copy = {};
@@ -43,6 +47,7 @@ function fromWire(value) {
   if (Array.isArray(value)) return value.map(fromWire);
   if (value && typeof value === "object") {
     if (typeof value.$bin === "string") return Buffer.from(value.$bin, "base64");
+    if (typeof value.$date === "number") return new Date(value.$date);
     const copy = {};
     for (const [k, v] of Object.entries(value)) copy[k] = fromWire(v);
     return copy;
@@ -51,7 +56,9 @@ function fromWire(value) {
 }
 
 function connect({ id, url, opts = {}, acks = {} }) {
-  const socket = io(url, { forceNew: true, reconnection: false, ...fromWire(opts) });
+  const options = fromWire(opts);
+  if (typeof options.parser === "string") options.parser = PARSERS[options.parser];
+  const socket = io(url, { forceNew: true, reconnection: false, ...options });
   sockets.set(id, socket);
   socket.io.on("open", () => {
     socket.io.engine.on("upgrade", (transport) => out({ type: "upgrade", id, transport: transport.name }));
@@ -72,11 +79,11 @@ function connect({ id, url, opts = {}, acks = {} }) {
   });
 }
 
-function emit({ id, event, args = [], ack = false, timeout, tag }) {
+function emit({ id, event, args = [], ack = false, timeout, tag, volatile = false }) {
   const socket = sockets.get(id);
   const values = fromWire(args);
   if (!ack) {
-    socket.emit(event, ...values);
+    (volatile ? socket.volatile : socket).emit(event, ...values);
     return;
   }
   const target = timeout !== undefined ? socket.timeout(timeout) : socket;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol
 
 from .._logsafe import safe_repr
 from ..engineio.clock import Timer
@@ -11,6 +11,7 @@ from ..engineio.session import Session
 from ..exceptions import ProtocolError
 from . import codec
 from ._calls import spawn
+from .parsers import JSON_PARSER, Parser, encoding_for
 
 if TYPE_CHECKING:
     from .server import Server
@@ -19,11 +20,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("tornad_io.socketio")
 
 
-def encode_v5(type: int, nsp: str, data: Any = None, id: int | None = None) -> list[str | bytes]:
-    """A Socket.IO v5 packet as Engine.IO v4 MESSAGE packets."""
-    head, *attachments = codec.encode(type, nsp, data, id)
-    assert isinstance(head, str)
-    return ["4" + head, *attachments]
+def encode_v5(
+    type: int, nsp: str, data: Any = None, id: int | None = None, parser: Parser = JSON_PARSER
+) -> list[str | bytes]:
+    """A Socket.IO v5 packet as Engine.IO v4 MESSAGE packets, in *parser*'s format (JSON by default)."""
+    if parser is JSON_PARSER:
+        head, *attachments = codec.encode(type, nsp, data, id)
+        assert isinstance(head, str)
+        return ["4" + head, *attachments]
+    return [("4" + m) if isinstance(m, str) else m for m in parser.encode(codec.Packet(type, nsp, data, id))]
 
 
 class ClientProtocol(Protocol):
@@ -40,7 +45,8 @@ class ClientProtocol(Protocol):
     sockets: dict[str, Socket]
     #: Set once the connection is gone.
     closed: bool
-    #: Clients of one generation share one encoding of a broadcast (a dictionary key).
+    #: The protocol generation's name (``"v5"``, ``"0.6"``). Sockets of a client class that
+    #: has no ``encoding`` attribute are keyed by it (a generation with one wire format).
     generation: str
     #: Whether the client can acknowledge packets.
     supports_acks: bool
@@ -70,27 +76,38 @@ ClientFactory = Callable[["Server", Session], Any]
 class Client:
     """The Socket.IO side of a session: which namespaces it joined."""
 
-    __slots__ = ("server", "session", "sockets", "decoder", "_connect_timer", "closed")
+    __slots__ = ("server", "session", "sockets", "parser", "encoding", "decoder", "_connect_timer", "closed")
 
-    #: Clients of one generation share one encoding of a broadcast.
+    #: The protocol generation's name (see :attr:`encoding`).
     generation = "v5"
     #: Whether a client can acknowledge, and join several namespaces.
     supports_acks = True
     supports_recovery = True
     multiplexed = True
-    encode = staticmethod(encode_v5)
 
     def __init__(self, server: Server, session: Session) -> None:
         self.server = server
         self.session = session
         self.sockets: dict[str, Socket] = {}
-        self.decoder = codec.Decoder(server.options.max_attachments, server.options.max_http_buffer_size)
+        #: The server's packet format (the ``parser`` option).
+        self.parser: Parser = server.options.packet_parser
+        #: Clients with equal encodings share one encoding of a broadcast: the generation and the
+        #: parser (two servers with different parsers never share one).
+        self.encoding: Hashable = encoding_for(self.generation, self.parser)
+        self.decoder = self.parser.decoder(server.options.max_attachments, server.options.max_http_buffer_size)
         self.closed = False
         session.on_message = self._on_message
         session.on_close = self._on_close
         self._connect_timer: Timer | None = server.engine.clock.call_later(
             server.options.connect_timeout, self._connect_timed_out
         )
+
+    def encode(self, type: int, nsp: str, data: Any = None, id: int | None = None) -> list[str | bytes]:
+        """A Socket.IO packet as Engine.IO v4 MESSAGE packets, in the server's format."""
+        if self.parser is JSON_PARSER:  # the default parser: the codec directly, no Packet object per emit
+            head, *attachments = codec.encode(type, nsp, data, id)
+            return ["4" + head, *attachments]  # type: ignore[operator]
+        return encode_v5(type, nsp, data, id, self.parser)
 
     def _connect_timed_out(self) -> None:
         self._connect_timer = None
@@ -142,10 +159,10 @@ class Client:
         if data is not None:
             payload["data"] = data
         try:
-            parts = encode_v5(codec.CONNECT_ERROR, nsp, payload)
+            parts = self.encode(codec.CONNECT_ERROR, nsp, payload)
         except TypeError:
-            parts = encode_v5(codec.CONNECT_ERROR, nsp, {"message": message})
-        self.session.send_one(parts[0])
+            parts = self.encode(codec.CONNECT_ERROR, nsp, {"message": message})
+        self.session.send(parts)
 
     def _add(self, socket: Socket) -> None:
         self.sockets[socket.nsp.name] = socket

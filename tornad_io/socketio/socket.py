@@ -172,10 +172,12 @@ class Socket:
         self.data: dict[str, Any] = {}
         #: Whether the socket is connected to its namespace.
         self.connected = False
-        #: Which encoding the client reads (its protocol generation): an adapter encodes a
-        #: broadcast once per encoding among its recipients (see :class:`~tornad_io.adapter.Recipient`).
-        #: An attribute rather than a property: a broadcast reads it once per recipient.
-        self.encoding: Hashable = client.generation
+        #: Which encoding the client reads (its generation and the server's parser; a client
+        #: class without ``encoding`` has one wire format, named by its generation): an adapter
+        #: encodes a broadcast once per encoding among its recipients (see
+        #: :class:`~tornad_io.adapter.Recipient`). An attribute rather than a property: a
+        #: broadcast reads it once per recipient.
+        self.encoding: Hashable = getattr(client, "encoding", client.generation)
         #: Whether the client can recover its session (and reads offsets): v5 clients.
         self.supports_recovery: bool = client.supports_recovery
         #: The private id a client presents to recover this socket (connection state

@@ -375,3 +375,73 @@ async def test_missing_bcrypt_is_named(monkeypatch: Any) -> None:
     monkeypatch.setattr(builtins, "__import__", no_bcrypt)
     with pytest.raises(ImportError, match=r"tornad_io\[admin\]"):
         instrument(Server(), auth=BASIC)
+
+
+# -- a cluster: two servers on one Redis, the UI connected to one of them ---------------------------------------
+
+from .test_redis_cluster import redis_url  # noqa: E402, F401  (the fixture: a fresh Redis server for one test)
+
+
+@pytest.mark.parametrize("redis_url", ["redis"], indirect=True)
+async def test_cluster_through_the_adapter(redis_url: str, serve: Any, node: Any) -> None:  # noqa: F811
+    import redis.asyncio as aioredis
+
+    from tornad_io.admin import RedisStore
+    from tornad_io.cluster import redis_adapter
+
+    servers = {}
+    clocks = {}
+    clients: list[Any] = []
+    for name in ("a", "b"):
+        io = Server(adapter=redis_adapter(redis_url, requests_timeout=3.0))
+        io.engine.clock = clocks[name] = VirtualClock()
+
+        @io.on("join")
+        def join(socket: Socket, room: str) -> bool:
+            socket.join(room)
+            return True
+
+        clients.append(aioredis.Redis.from_url(redis_url))
+        store = RedisStore(clients[-1])  # login sessions shared by the cluster
+        instrument(io, auth=BASIC, server_id=f"server-{name}", store=store)
+        running = await serve(io.routes())
+        await io.init()
+        servers[name] = (io, running)
+    a, b = servers["a"][1], servers["b"][1]
+    node.connect("early", b.url, transports=["websocket"])
+    early = (await node.expect("connect", "early"))["sid"]
+    node.connect("admin", a.url + "/admin", transports=["websocket"], auth=LOGIN)
+    await node.expect("connect", "admin")
+    (session_id,) = (await node.expect("event", "admin", event="session"))["args"]
+    # all_sockets: the other server's socket too (fetch_sockets across the cluster), as that server described it
+    listed = (await node.expect("event", "admin", event="all_sockets"))["args"][0]
+    remote = next(s for s in listed if s["id"] == early)
+    assert remote["nsp"] == "/" and remote["transport"] == "websocket" and len(remote["clientId"]) == 12
+    # live events of the other server reach the UI through the adapter
+    node.connect("late", b.url)
+    late = (await node.expect("connect", "late"))["sid"]
+    await node.wait_for(lambda r: r.get("event") == "socket_connected" and r["args"][0]["id"] == late)
+    # and so do its stats: one server_stats per server
+    for clock in clocks.values():
+        clock.advance(2.0)
+    ids = set()
+    while ids != {"server-a", "server-b"}:
+        report = await node.wait_for(
+            lambda r: r.get("event") == "server_stats" and r["args"][0]["serverId"] not in ids and r["id"] == "admin"
+        )
+        ids.add(report["args"][0]["serverId"])
+    # an operation from the UI reaches a socket of the other server
+    node.emit("admin", "join", "/", "vip", early)
+    joined = await node.wait_for(lambda r: r.get("event") == "room_joined" and r["args"][1:3] == ["vip", early])
+    assert joined["args"][0] == "/"
+    node.emit("admin", "emit", "/", "vip", "news", "for vip")
+    assert (await node.expect("event", "early", event="news"))["args"] == ["for vip"]
+    # the login session is in Redis: a UI that comes back through the other server needs no password
+    node.connect("again", b.url + "/admin", auth={"sessionId": session_id})
+    await node.expect("connect", "again")
+    keys = await clients[0].keys("socket.io-admin#*")
+    assert keys == [f"socket.io-admin#{session_id}".encode()]
+    for io, _ in servers.values():
+        await io.shutdown(1.0)
+    for client in clients:
+        await client.aclose()

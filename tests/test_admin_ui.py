@@ -67,7 +67,14 @@ async def test_admin_ui_shows_the_demo_clients_and_rooms(serve: Any, tmp_path: A
     assert any(pysocket.gethostname() in row and str(os.getpid()) in row for row in servers), servers
     # only the UI's web fonts and icon font were asked of other hosts (and refused: the tests are offline)
     assert all("fonts.googleapis.com" in url or "cdn.jsdelivr.net" in url for url in report["blocked"])
-    for name in ("admin-login-refused", "admin-sockets", "admin-rooms", "admin-socket", "admin-servers", "admin-dashboard"):
+    for name in (
+        "admin-login-refused",
+        "admin-sockets",
+        "admin-rooms",
+        "admin-socket",
+        "admin-servers",
+        "admin-dashboard",
+    ):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     keep = os.environ.get("ADMIN_UI_SCREENSHOTS")
     if keep:  # to look at them: ADMIN_UI_SCREENSHOTS=/some/dir pytest tests/test_admin_ui.py

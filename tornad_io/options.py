@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from typing import Any, Callable, Sequence, TypedDict, Union
 from urllib.parse import urlsplit
 
@@ -102,6 +103,11 @@ class ServerOptions:
     #: middleware; reference: True) and ``max_stored_bytes`` (packets kept for returning
     #: clients, per namespace, oldest dropped first; 16 MB). See ``docs/recovery.md``.
     connection_state_recovery: bool | dict[str, Any] = False
+    #: Serve the client bundle at ``<path>socket.io.js`` (and ``.min.js``, ``.esm.min.js``,
+    #: ``.msgpack.min.js``, their source maps), as the reference's ``serveClient`` does: the
+    #: folder of an installed ``socket.io-client`` package (e.g. ``node_modules/socket.io-client``).
+    #: ``None`` (default): not served.
+    serve_client: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -129,6 +135,12 @@ class ServerOptions:
         self.transports = tuple(self.transports)
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
         self._recovery = RecoveryOptions.from_setting(self.connection_state_recovery)
+        bundle = self.serve_client
+        if bundle is not None and not os.path.isfile(os.path.join(bundle, "dist", "socket.io.js")):
+            raise ValueError(
+                f"serve_client: no dist/socket.io.js in {self.serve_client!r}: give the folder of an installed "
+                "socket.io-client package (e.g. node_modules/socket.io-client)"
+            )
 
     @property
     def recovery(self) -> RecoveryOptions | None:
@@ -210,6 +222,7 @@ class ServerOptionsDict(TypedDict, total=False):
     cleanup_empty_child_namespaces: bool
     access_log_query: bool
     connection_state_recovery: bool | dict[str, Any]
+    serve_client: str | None
 
 
 def _check_types(options: ServerOptions) -> None:

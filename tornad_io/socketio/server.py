@@ -332,7 +332,12 @@ class Server:
         """
         from ..transports.engineio import engine_routes
 
-        return engine_routes(self.engine, path)
+        routes = engine_routes(self.engine, path)
+        if self.options.serve_client is not None:
+            from ..transports.client_files import client_routes
+
+            routes = client_routes(self.options.serve_client, path or self.options.path, self.options) + routes
+        return routes
 
     def http_server_options(self, idle_timeout: float = 60.0, body_timeout: float = 30.0) -> dict[str, Any]:
         """Keyword arguments for ``tornado.httpserver.HTTPServer`` that bound what a client can hold.

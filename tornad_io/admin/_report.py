@@ -104,6 +104,10 @@ class ObservedData(dict):  # type: ignore[type-arg]
         super().__init__()
         self._changed = changed
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # A copy or a pickle is a plain dict: it neither reports changes nor carries the observer.
+        return (dict, (dict(self),))
+
     def _tell(self) -> None:
         changed = getattr(self, "_changed", None)
         if changed is not None:

@@ -1,8 +1,8 @@
 """Every public name, and every public member of a public class, has a docstring.
 
 Public: what ``__all__`` of ``tornad_io``, ``tornad_io.adapter`` (the adapter
-seam), ``tornad_io.socket_io`` and ``tornad_io.cluster`` (re-exported by
-``tornad_io.redis_adapter``) lists, and
+seam), ``tornad_io.socket_io``, ``tornad_io.cluster`` (re-exported by
+``tornad_io.redis_adapter``), ``tornad_io.admin`` and ``tornad_io.events`` list, and
 the members of those classes not starting with ``_``, instance attributes
 included. A member is documented by its docstring (an override may inherit
 its base's), an attribute by a ``#:`` comment (what Sphinx reads) or by an
@@ -23,7 +23,15 @@ from typing import Any, Iterator
 import pytest
 from sphinx.pycode import ModuleAnalyzer
 
-MODULES = ("tornad_io", "tornad_io.adapter", "tornad_io.socket_io", "tornad_io.cluster", "tornad_io.redis_adapter")
+MODULES = (
+    "tornad_io",
+    "tornad_io.adapter",
+    "tornad_io.socket_io",
+    "tornad_io.cluster",
+    "tornad_io.redis_adapter",
+    "tornad_io.admin",
+    "tornad_io.events",
+)
 
 
 def public_names() -> Iterator[tuple[str, str, Any]]:

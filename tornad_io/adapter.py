@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Protocol
 
+from .engineio.codec import uncompressed
+from .events import EventEmitter
 from .socketio import codec
 
 if TYPE_CHECKING:
@@ -233,7 +235,7 @@ class BroadcastOptions:
         self.timeout = timeout
 
 
-class Adapter:
+class Adapter(EventEmitter):
     """In-memory rooms and delivery for one namespace on one process.
 
     The server builds one per namespace (``adapter(namespace)``). A custom or
@@ -259,9 +261,17 @@ class Adapter:
 
     :meth:`broadcast` and :meth:`broadcast_with_ack` below use nothing else;
     they are the reference for how the pieces go together.
+
+    **Room events.** The rooms index tells listeners (``adapter.on(event,
+    listener)``, see :class:`~tornad_io.events.EventEmitter`) what changes, with
+    the reference adapter's names and arguments: ``create-room`` (room) when a
+    room gets its first socket, ``join-room`` (room, socket id), ``leave-room``
+    (room, socket id), and ``delete-room`` (room) when its last socket leaves.
+    A socket's own room counts (it is joined on connect, left on disconnect).
     """
 
     def __init__(self, nsp: Namespace) -> None:
+        super().__init__()
         #: The namespace this adapter serves.
         self.nsp = nsp
         #: Room → ids of the sockets in it.
@@ -286,6 +296,9 @@ class Adapter:
         own = self.sids.get(sid)
         if own is None:
             own = self.sids[sid] = set()
+        if self._events is not None:
+            self._add_all_telling(sid, own, rooms)
+            return
         for room in rooms:
             own.add(room)
             members = self.rooms.get(room)
@@ -294,21 +307,52 @@ class Adapter:
             else:
                 members.add(sid)
 
+    def _add_all_telling(self, sid: str, own: set[str], rooms: Iterable[str]) -> None:
+        """:meth:`add_all` with room listeners: the reference adapter's events, in its order."""
+        for room in rooms:
+            own.add(room)
+            members = self.rooms.get(room)
+            if members is None:
+                members = self.rooms[room] = set()
+                self.fire("create-room", room)
+            if sid not in members:
+                members.add(sid)
+                self.fire("join-room", room, sid)
+
     def delete(self, sid: str, room: str) -> None:
         """Take socket *sid* out of *room*."""
         own = self.sids.get(sid)
         if own is not None:
             own.discard(room)
+        if self._events is not None:
+            self._leave_telling(sid, room)
+            return
         members = self.rooms.get(room)
         if members is not None:
             members.discard(sid)
             if not members:
                 del self.rooms[room]
 
+    def _leave_telling(self, sid: str, room: str) -> None:
+        """Take *sid* out of *room* with room listeners: ``leave-room``, then ``delete-room`` if it emptied."""
+        members = self.rooms.get(room)
+        if members is None:
+            return
+        if sid in members:
+            members.discard(sid)
+            self.fire("leave-room", room, sid)
+        if not members and self.rooms.get(room) is members:
+            del self.rooms[room]
+            self.fire("delete-room", room)
+
     def del_all(self, sid: str) -> None:
         """Take socket *sid* out of every room."""
         own = self.sids.pop(sid, None)
         if not own:
+            return
+        if self._events is not None:
+            for room in list(own):
+                self._leave_telling(sid, room)
             return
         for room in own:
             members = self.rooms.get(room)
@@ -366,6 +410,8 @@ class Adapter:
             packets = encoded.get(socket.encoding)
             if packets is None:
                 packets = encoded[socket.encoding] = socket.encode_packet(packet)
+                if not opts.compress:
+                    packets = encoded[socket.encoding] = uncompressed(packets)
             socket.notify_outgoing(data)
             socket.write_packets(packets, volatile)
 
@@ -392,6 +438,8 @@ class Adapter:
             packets = encoded.get(socket.encoding)
             if packets is None:
                 packets = encoded[socket.encoding] = socket.encode_packet(packet)
+                if not opts.compress:
+                    packets = encoded[socket.encoding] = uncompressed(packets)
             if socket.supports_acks:
                 socket.expect_ack(packet.id, _BroadcastAck(socket.id, on_ack, on_gone))
                 reached.append(socket.id)

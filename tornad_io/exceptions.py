@@ -28,11 +28,14 @@ class EngineError(TornadIOError):
     ``{"code": code, "message": message}``.
     """
 
-    def __init__(self, code: int, message: str, status: int = 400) -> None:
+    def __init__(self, code: int, message: str, status: int = 400, context: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        #: What the reference's ``connection_error`` event says about the refusal
+        #: (``{"sid": ...}``, ``{"name": "TRANSPORT_MISMATCH", ...}``), or empty.
+        self.context: dict[str, Any] = context or {}
 
 
 class FrameError(ProtocolError):
@@ -101,3 +104,12 @@ class ClusterConnectionError(TornadIOError, ConnectionError):
 
 class Disconnected(TornadIOError):
     """The socket disconnected before an awaited acknowledgement arrived."""
+
+
+class TransportError(TornadIOError):
+    """What went wrong on a connection closed with the reason ``transport error``.
+
+    The reference server's description of such a close: ``disconnect``
+    handlers that take a third argument get it after the reason, and the
+    session's ``close`` listeners get it too.
+    """

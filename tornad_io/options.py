@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 from typing import Any, Callable, Sequence, TypedDict, Union
 from urllib.parse import urlsplit
 
@@ -112,6 +113,11 @@ class ServerOptions:
     #: (``socket.io-msgpack-parser`` 3.x; needs the ``msgpack`` extra) or a
     #: :class:`~tornad_io.socketio.parsers.Parser` object. Clients must use the same one.
     parser: Union[str, Parser] = "json"
+    #: Serve the client bundle at ``<path>socket.io.js`` (and ``.min.js``, ``.esm.min.js``,
+    #: ``.msgpack.min.js``, their source maps), as the reference's ``serveClient`` does: the
+    #: folder of an installed ``socket.io-client`` package (e.g. ``node_modules/socket.io-client``).
+    #: ``None`` (default): not served.
+    serve_client: str | None = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -140,6 +146,12 @@ class ServerOptions:
         self._proxies = [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
         self._recovery = RecoveryOptions.from_setting(self.connection_state_recovery)
         self._parser = resolve(self.parser)
+        bundle = self.serve_client
+        if bundle is not None and not os.path.isfile(os.path.join(bundle, "dist", "socket.io.js")):
+            raise ValueError(
+                f"serve_client: no dist/socket.io.js in {self.serve_client!r}: give the folder of an installed "
+                "socket.io-client package (e.g. node_modules/socket.io-client)"
+            )
 
     @property
     def recovery(self) -> RecoveryOptions | None:
@@ -228,6 +240,7 @@ class ServerOptionsDict(TypedDict, total=False):
     connection_state_recovery: bool | dict[str, Any]
     allow_eio3: bool
     parser: str | Parser
+    serve_client: str | None
 
 
 def _check_types(options: ServerOptions) -> None:

@@ -37,6 +37,7 @@ nitpick_ignore = [
     ("py:class", "tornad_io.engineio.legacy_codec.Message"),
     ("py:class", "tornad_io.socketio.socket._TimedEmitter"),
     ("py:class", "tornad_io.socketio.socket._VolatileEmitter"),
+    ("py:class", "tornad_io.socketio.socket._CompressEmitter"),
 ]
 
 autodoc_member_order = "bysource"

@@ -51,6 +51,28 @@ def shared(packets: list[Encoded]) -> list[Encoded]:
     return [SharedText(p) if isinstance(p, str) else SharedBytes(p) for p in packets]
 
 
+def uncompressed(packets: list[Encoded]) -> list[Encoded]:
+    """The same packets, marked to go without WebSocket compression (``compress(False)``).
+
+    Shared packets are marked in place; the others become shared ones first.
+    """
+    marked: list[Encoded] = []
+    for packet in packets:
+        if type(packet) is not SharedText and type(packet) is not SharedBytes:
+            packet = SharedText(packet) if isinstance(packet, str) else SharedBytes(packet)
+        packet.__dict__["compress"] = False
+        marked.append(packet)
+    return marked
+
+
+def compressible(packet: Encoded) -> bool:
+    """Whether *packet* may be compressed (not marked by :func:`uncompressed`)."""
+    return getattr(packet, "__dict__", _NO_MARKS).get("compress", True) is not False
+
+
+_NO_MARKS: dict[str, object] = {}
+
+
 def decode_packet(packet: Encoded) -> tuple[str, str | bytes]:
     """Split one packet into ``(type, data)``; a binary packet is a MESSAGE."""
     if isinstance(packet, (bytes, bytearray, memoryview)):

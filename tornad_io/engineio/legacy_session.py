@@ -19,7 +19,7 @@ from . import legacy_codec
 from .clock import Timer
 from .codec import Encoded
 from .generation import Generation
-from .session import CLOSED, OPEN, OPENING, Close, HandshakeInfo, Session, Transport
+from .session import CLOSED, OPEN, OPENING, Close, EnginePacket, HandshakeInfo, Session, Transport
 
 if TYPE_CHECKING:
     from .server import Engine
@@ -68,6 +68,10 @@ class LegacySession(Session):
 
     def payload(self, packets: list[Encoded]) -> str:
         return "".join(packets)  # type: ignore[arg-type]  # 0.6 frames are always text
+
+    def describe_packet(self, packet: Encoded) -> EnginePacket:
+        """A 0.6 frame (message or heartbeat) as the ``packet_create`` event gives it: a message."""
+        return EnginePacket("message", packet)
 
     # -- closing -------------------------------------------------------------
 

@@ -9,43 +9,72 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
+from ..events import EventEmitter
 from ..exceptions import EngineError
 from ..options import ServerOptions
 from . import codec
 from .clock import Clock, LoopClock
 from .codec import Encoded
 from .generation import Generation
-from .session import ENGINE_IO_4, Close, HandshakeInfo, Session, Transport, new_id
+from .session import CLOSED, ENGINE_IO_4, Close, HandshakeInfo, Session, Transport, new_id
 
 log = logging.getLogger("tornad_io.engine")
 
-__all__ = ["Engine", "EngineError", "PollingTransport"]
+__all__ = ["Engine", "EngineError", "PollingTransport", "RefusedRequest"]
 
 
-def unknown_transport() -> EngineError:
-    return EngineError(0, "Transport unknown")
+def unknown_transport(transport: str | None = None) -> EngineError:
+    return EngineError(0, "Transport unknown", context={"transport": transport})
 
 
-def unknown_sid() -> EngineError:
-    return EngineError(1, "Session ID unknown")
+def unknown_sid(sid: str | None = None) -> EngineError:
+    return EngineError(1, "Session ID unknown", context={"sid": sid})
 
 
-def bad_handshake_method() -> EngineError:
-    return EngineError(2, "Bad handshake method")
+def bad_handshake_method(method: str | None = None) -> EngineError:
+    return EngineError(2, "Bad handshake method", context={"method": method})
 
 
-def bad_request() -> EngineError:
-    return EngineError(3, "Bad request")
+def bad_request(context: dict[str, Any] | None = None) -> EngineError:
+    return EngineError(3, "Bad request", context=context)
 
 
 def forbidden(message: str = "Forbidden") -> EngineError:
-    return EngineError(4, message, 403)
+    return EngineError(4, message, 403, {"message": message})
 
 
-def unsupported_version() -> EngineError:
-    return EngineError(5, "Unsupported protocol version")
+def unsupported_version(protocol: str | None = None) -> EngineError:
+    return EngineError(5, "Unsupported protocol version", context={"protocol": protocol})
+
+
+class RefusedRequest:
+    """What the engine's ``connection_error`` event gives: a request it refused.
+
+    The reference's ``{req, code, message, context}``: *code* and *message*
+    are those of the HTTP error body (``0`` "Transport unknown", ``1``
+    "Session ID unknown", ``2`` "Bad handshake method", ``3`` "Bad request",
+    ``4`` "Forbidden", ``5`` "Unsupported protocol version"), *context* says
+    more (``{"sid": ...}``, ``{"name": "TRANSPORT_MISMATCH", "transport": ...,
+    "previousTransport": ...}``, …), and *request* is Tornado's
+    ``HTTPServerRequest``.
+    """
+
+    __slots__ = ("request", "code", "message", "context")
+
+    def __init__(self, request: Any, code: int, message: str, context: dict[str, Any]) -> None:
+        #: The refused request (``tornado.httputil.HTTPServerRequest``).
+        self.request = request
+        #: The Engine.IO error code.
+        self.code = code
+        #: The error message, as the response body says it.
+        self.message = message
+        #: Details of the refusal, as the reference gives them.
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"<RefusedRequest code={self.code} message={self.message!r} context={self.context!r}>"
 
 
 class PollingTransport:
@@ -131,12 +160,22 @@ class PollingTransport:
             waiter.cancel()
 
 
-class Engine:
-    """Sessions by id, and the rules for which request may touch which session."""
+class Engine(EventEmitter):
+    """Sessions by id, and the rules for which request may touch which session.
+
+    Its events (``engine.on(event, listener)``, see
+    :class:`~tornad_io.events.EventEmitter`), as the reference server's:
+    ``connection`` (a new :class:`~tornad_io.engineio.session.Session`, once the
+    Socket.IO layer has it), ``connection_error`` (a :class:`RefusedRequest`),
+    ``initial_headers`` and ``headers`` (a dict of response headers the listener
+    may add to, and the request: ``initial_headers`` for the request that opens
+    a session, ``headers`` for every polling response and WebSocket handshake).
+    """
 
     def __init__(
         self, options: ServerOptions, on_connection: Callable[[Session], None], clock: Clock | None = None
     ) -> None:
+        super().__init__()
         self.options = options
         self.on_connection = on_connection
         #: Where sessions, heartbeats, timeouts and the rate limit read time; tests
@@ -187,6 +226,18 @@ class Engine:
     #: A fresh id (120 random bits, URL-safe), as the Socket.IO layer uses for sockets.
     generate_id = staticmethod(new_id)
 
+    @property
+    def clients_count(self) -> int:
+        """How many sessions are open (the reference's ``engine.clientsCount``)."""
+        # Counted when asked (the Admin UI asks every 2 s): a closed long-polling session stays in
+        # the table until its last poll collects the close, and is not counted.
+        return sum(1 for session in self.sessions.values() if session.state != CLOSED)
+
+    def refused(self, request: Any, error: EngineError) -> None:
+        """Tell ``connection_error`` listeners that *request* was refused with *error*."""
+        if self._events is not None:
+            self.fire("connection_error", RefusedRequest(request, error.code, error.message, error.context))
+
     def check_request(self, method: str, query: dict[str, str], websocket: bool) -> Session | None:
         """Apply the reference server's checks; return the session a request names.
 
@@ -196,23 +247,25 @@ class Engine:
         transport = query.get("transport")
         if transport not in self.options.transports or (transport == "websocket") != websocket:
             if transport == "websocket" and not websocket and "websocket" in self.options.transports:
-                raise bad_request()
-            raise unknown_transport()
+                raise bad_request({"name": "TRANSPORT_HANDSHAKE_ERROR"})
+            raise unknown_transport(transport)
         generation = self.generations.get(query.get("EIO", ""))
         sid = query.get("sid")
         if sid is not None:
             session = self.sessions.get(sid)
             if session is None:
-                raise unknown_sid()
+                raise unknown_sid(sid)
             if session.transport.name != transport and not (websocket and session.can_upgrade()):
-                raise bad_request()
+                raise bad_request(
+                    {"name": "TRANSPORT_MISMATCH", "transport": transport, "previousTransport": session.transport.name}
+                )
             if session.generation is not generation:
-                raise bad_request()  # the reference's PROTOCOL_MISMATCH
+                raise bad_request({"name": "PROTOCOL_MISMATCH"})
             return session
         if method != "GET":
-            raise bad_handshake_method()
+            raise bad_handshake_method(method)
         if generation is None:
-            raise unsupported_version()
+            raise unsupported_version(query.get("EIO"))
         return None
 
     def generation_for(self, query: dict[str, str]) -> Generation:
@@ -237,6 +290,8 @@ class Engine:
         session.open(upgrades)
         log.debug("session %s opened over %s", sid, transport.name)
         self.on_connection(session)
+        if self._events is not None:
+            self.fire("connection", session)
         return session
 
     def _forget(self, session: Session) -> None:

@@ -12,9 +12,10 @@ import enum
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
-from ..exceptions import ProtocolError
+from ..events import EventEmitter
+from ..exceptions import ProtocolError, TransportError
 from . import codec
 from .clock import Timer
 from .codec import Encoded
@@ -113,11 +114,39 @@ class HandshakeInfo:
         return headers
 
 
-class Session:
+class EnginePacket(NamedTuple):
+    """One Engine.IO packet as the ``packet`` and ``packet_create`` events give it."""
+
+    #: ``open``, ``close``, ``ping``, ``pong``, ``message``, ``upgrade`` or ``noop``.
+    type: str
+    #: What the packet carries: text, bytes for a binary message, or None.
+    data: str | bytes | None
+
+
+_PACKET_NAMES = {
+    codec.OPEN: "open",
+    codec.CLOSE: "close",
+    codec.PING: "ping",
+    codec.PONG: "pong",
+    codec.MESSAGE: "message",
+    codec.UPGRADE: "upgrade",
+    codec.NOOP: "noop",
+}
+
+
+class Session(EventEmitter):
     """One Engine.IO connection: queue, heartbeat, upgrade and close.
 
     The Engine.IO v4 generation; :class:`~tornad_io.engineio.legacy_session.LegacySession`
     is the Socket.IO 0.6 one, with the same queue, transports and close path.
+
+    Sockets reach it as ``socket.conn``. Its events (``conn.on(event,
+    listener)``, see :class:`~tornad_io.events.EventEmitter`) are the reference
+    server's: ``packet`` (an :class:`EnginePacket` received), ``packet_create``
+    (an :class:`EnginePacket` queued to send), ``drain`` (queued packets handed
+    to the transport), ``heartbeat``, ``upgrading`` and ``upgrade`` (the new
+    transport, whose ``name`` says what it is), and ``close`` (reason,
+    description).
     """
 
     #: This session's protocol generation (Engine.IO v4; set below the class).
@@ -140,6 +169,7 @@ class Session:
         "_upgrade_handle",
         "_upgrading",
         "close_reason",
+        "close_description",
         "__weakref__",
     )
 
@@ -152,6 +182,10 @@ class Session:
         self.on_message: Callable[[str | bytes], None] = _ignore
         self.on_close: Callable[[str], None] = _ignore
         self.close_reason: str | None = None
+        #: What the reference calls the close's description (for a ``transport error``, the
+        #: error), or None; what ``disconnect`` handlers get after the reason.
+        self.close_description: Any = None
+        self._events = None
         self._queue: list[Encoded] = []
         self._queued_bytes = 0  # held while the transport cannot take them
         self._clock = engine.clock
@@ -177,6 +211,8 @@ class Session:
 
         self.state = OPEN
         self._queue.append(codec.OPEN + dumps(handshake))
+        if self._events is not None:
+            self._created(self._queue)
         self._schedule_ping(self._clock.time())
         self.flush()
 
@@ -187,11 +223,25 @@ class Session:
         self.state = CLOSING
         self._finish(reason, Close.FLUSH)
 
-    def abort(self, reason: str, mode: Close = Close.NOTIFY) -> None:
-        """Close at once (timeout, protocol error, client close, lost connection): see :class:`Close`."""
+    def abort(self, reason: str, mode: Close = Close.NOTIFY, description: Any = None) -> None:
+        """Close at once (timeout, protocol error, client close, lost connection): see :class:`Close`.
+
+        *description* says more where the reference does (for a ``transport error``, the error).
+        """
         if self.state == CLOSED:
             return
+        self.close_description = description
         self._finish(reason, mode)
+
+    @property
+    def id(self) -> str:
+        """The session id (``sid``), as the reference's ``socket.conn.id``."""
+        return self.sid
+
+    @property
+    def ready_state(self) -> str:
+        """``opening``, ``open``, ``closing`` or ``closed``."""
+        return self.state
 
     def _finish(self, reason: str, mode: Close) -> None:
         self.state = CLOSED
@@ -217,6 +267,8 @@ class Session:
             callback(reason)
         except Exception:  # pragma: no cover - the layer above logs its own errors
             log.exception("error in close handler of session %s", self.sid)
+        if self._events is not None:
+            self.fire("close", reason, self.close_description)
 
     # -- sending -------------------------------------------------------------
 
@@ -227,11 +279,15 @@ class Session:
         if volatile and (self._upgrading or self.transport.is_congested()):
             return
         self._queue.extend(packets)
+        if self._events is not None:
+            self._created(packets)
         if self.transport.writable:
             queue = self._queue
             self._queue = []
             self._queued_bytes = 0
             self.transport.deliver(queue)
+            if self._events is not None:
+                self.fire("drain")
         else:
             self._held(sum(len(p) for p in packets))
 
@@ -240,13 +296,28 @@ class Session:
         if self.state != OPEN:
             return
         self._queue.append(packet)
+        if self._events is not None:
+            self._created((packet,))
         if self.transport.writable:
             queue = self._queue
             self._queue = []
             self._queued_bytes = 0
             self.transport.deliver(queue)
+            if self._events is not None:
+                self.fire("drain")
         else:
             self._held(len(packet))
+
+    def _created(self, packets: Iterable[Encoded]) -> None:
+        """The ``packet_create`` event, for each of *packets*."""
+        if self.has_listeners("packet_create"):
+            for packet in packets:
+                self.fire("packet_create", self.describe_packet(packet))
+
+    def describe_packet(self, packet: Encoded) -> EnginePacket:
+        """An encoded packet of this session's generation as an :class:`EnginePacket`."""
+        kind, data = codec.decode_packet(packet)
+        return EnginePacket(_PACKET_NAMES[kind], data if data != "" else None)
 
     def _held(self, size: int) -> None:
         self._queued_bytes += size
@@ -261,7 +332,7 @@ class Session:
             size,
             self.engine.options.max_buffered_bytes,
         )
-        self.abort("transport error", Close.DROP)
+        self.abort("transport error", Close.DROP, TransportError(f"{size} bytes waiting (max_buffered_bytes)"))
 
     def flush(self) -> None:
         """Write what is queued if the transport can take it now."""
@@ -270,6 +341,8 @@ class Session:
             self._queue = []
             self._queued_bytes = 0
             self.transport.deliver(queue)
+            if self._events is not None:
+                self.fire("drain")
         elif self._upgrading and self.transport.writable and self.transport.pulls:
             # Release the pending poll so the client can finish its upgrade.
             self.transport.deliver([codec.NOOP_PACKET])
@@ -294,6 +367,8 @@ class Session:
     def receive(self, packet: Encoded) -> None:
         """Handle one packet from the session's current transport."""
         ptype, data = codec.decode_packet(packet)
+        if self._events is not None:
+            self.fire("packet", EnginePacket(_PACKET_NAMES[ptype], data if data != "" else None))
         if ptype == codec.MESSAGE:
             self.on_message(data)
         elif ptype == codec.PONG:
@@ -301,6 +376,8 @@ class Session:
                 self._timeout_handle.cancel()
                 self._timeout_handle = None
                 self._schedule_ping(self._clock.time())
+                if self._events is not None:
+                    self.fire("heartbeat")
         elif ptype == codec.CLOSE:
             self.abort("transport close", Close.ANSWER)
         elif ptype == codec.PING:
@@ -360,6 +437,8 @@ class Session:
         if ptype == codec.PING and data == "probe":
             probe.deliver([codec.PONG + "probe"])
             self._upgrading = True
+            if self._events is not None:
+                self.fire("upgrading", probe)
             self.flush()
         elif ptype == codec.UPGRADE:
             self._complete_upgrade(probe)
@@ -383,6 +462,8 @@ class Session:
         # A poll still waiting is released empty; everything queued goes on the socket.
         old.end([codec.NOOP_PACKET])
         log.debug("session %s upgraded to %s", self.sid, probe.name)
+        if self._events is not None:
+            self.fire("upgrade", probe)
         self.flush()
 
     def _cancel_upgrade(self) -> None:

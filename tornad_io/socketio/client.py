@@ -186,5 +186,5 @@ class Client:
             self._connect_timer.cancel()
             self._connect_timer = None
         for socket in list(self.sockets.values()):
-            socket._on_close(reason)
+            socket._on_close(reason, self.session.close_description)
         self.sockets.clear()

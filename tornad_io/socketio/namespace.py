@@ -16,6 +16,7 @@ and ``disconnecting`` get the socket and the reason.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
@@ -41,6 +42,31 @@ Handler = Callable[..., Any]
 NamespaceMatcher = Union[str, Pattern[str], Callable[[str, dict[str, Any]], Any]]
 
 _ALIASES = {"connection": "connect"}
+
+
+def _capacity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments *fn* takes at most (a large number with ``*args``)."""
+    try:
+        return _cached_capacity(fn)
+    except TypeError:  # an unhashable callable
+        return _count_positional(fn)
+
+
+def _count_positional(fn: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1 << 16
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return 1 << 16
+        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+_cached_capacity = functools.lru_cache(maxsize=1024)(_count_positional)
 
 
 class Namespace:
@@ -84,6 +110,7 @@ class Namespace:
         self._abandon_hooks: list[Callable[[Socket], None]] = []
         self._parent: ParentNamespace | None = None  # set for a dynamic namespace's child
         self._connecting = 0  # connection attempts running their middleware
+        self._connection_listeners: list[Callable[[Socket], Any]] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -139,6 +166,22 @@ class Namespace:
         self._middlewares.append(middleware)
         return middleware
 
+    def add_connection_listener(self, listener: Callable[[Socket], Any]) -> None:
+        """Call ``listener(socket)`` for each socket the namespace accepts (Node's ``connection`` listeners).
+
+        It runs once the client has been told it is connected (after the
+        middleware and the ``connect`` handler accepted it), before any of the
+        socket's events. Unlike the ``connect`` handler, any number of
+        listeners may be added, and they cannot refuse: they observe (the Admin
+        UI's instrumentation is one). A dynamic namespace's children start
+        with the listeners their parent had when they were created.
+        """
+        self._connection_listeners.append(listener)
+
+    def remove_connection_listener(self, listener: Callable[[Socket], Any]) -> None:
+        """Stop calling a listener added with :meth:`add_connection_listener`."""
+        self._connection_listeners = [fn for fn in self._connection_listeners if fn is not listener]
+
     def _handler_for(self, event: Any) -> Handler | None:
         handler = self._handlers.get(event)
         if handler is None and isinstance(event, str):
@@ -148,12 +191,18 @@ class Namespace:
         return handler
 
     def _fire(self, socket: Socket, event: str, *args: Any) -> None:
+        """Call the socket's own and the namespace's handlers of a lifecycle event.
+
+        Trailing arguments a handler cannot take are left out, so that
+        ``disconnect(socket, reason)`` keeps working where the reference
+        passes a description as well.
+        """
         own = socket._handlers.get(event) if socket._handlers else None
         for handler in list(own or ()):
-            call_user(handler, args, event, socket.id)
+            call_user(handler, args[: _capacity(handler)], event, socket.id)
         nsp_handler = self._handler_for(event)
         if nsp_handler is not None:
-            call_user(nsp_handler, (socket, *args), event, socket.id)
+            call_user(nsp_handler, (socket, *args)[: _capacity(nsp_handler)], event, socket.id)
 
     def next_ack_id(self) -> int:
         """A new id for a packet that asks for acknowledgements.
@@ -293,6 +342,10 @@ class Namespace:
     def _accept(self, socket: Socket, client: Client) -> None:
         client._add(socket)
         self._flush_held(socket, client)
+        for listener in list(self._connection_listeners):
+            if not socket.connected:
+                break
+            call_user(listener, (socket,), "connection listener", socket.id)
 
     def _flush_held(self, socket: Socket, client: Client) -> None:
         held, socket._held = socket._held, None
@@ -478,6 +531,7 @@ class ParentNamespace(Namespace):
         child._method_handlers = self._method_handlers
         child._handler_for = self._handler_for  # type: ignore[method-assign]
         child._abandon_hooks = self._abandon_hooks
+        child._connection_listeners = list(self._connection_listeners)  # copied, as the reference does
         child._parent = self
         self.children[name] = child
         return child

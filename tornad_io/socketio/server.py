@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn, Pattern, overload
 
 from .._typing import ConnectMiddlewareT, HandlerT, NamespaceT
+from .._usercode import call_user
 from ..adapter import Adapter, AdapterFactory, FetchedSocket
 from ..engineio.eio3_session import ENGINE_IO_3
 from ..engineio.generation import Generation
@@ -71,6 +72,7 @@ class Server:
         self.register_generation(ENGINE_IO_3, Eio3Client)  # served when allow_eio3 is on
         self._namespaces: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
+        self._new_namespace_listeners: list[Callable[[Namespace], Any]] = []
         self.of("/")
 
     # -- namespaces ------------------------------------------------------------
@@ -103,7 +105,19 @@ class Server:
         """Serve the namespace *nsp* (for example a class-based one with ``on_<event>`` methods); returns it."""
         nsp._bind(self)
         self._namespaces[nsp.name] = nsp
+        self._announce(nsp)
         return nsp
+
+    def _announce(self, nsp: Namespace) -> None:
+        """The ``new_namespace`` event: every namespace but the main one, as the reference server does."""
+        if nsp.name != "/":
+            for listener in list(self._new_namespace_listeners):
+                call_user(listener, (nsp,), "new_namespace", nsp.name)
+
+    @property
+    def namespaces(self) -> dict[str, Namespace]:
+        """The namespaces served now, by name (a copy): static ones and the children of dynamic ones."""
+        return dict(self._namespaces)
 
     async def _namespace_for(self, name: str, auth: dict[str, Any]) -> Namespace | None:
         nsp = self._namespaces.get(name)
@@ -114,8 +128,13 @@ class Server:
             if child is not None:
                 return child
             if await parent.matches(name, auth):
-                child = parent.children.get(name) or parent.create_child(name)
+                child = parent.children.get(name)
+                created = child is None
+                if child is None:
+                    child = parent.create_child(name)
                 self._namespaces[name] = child
+                if created:
+                    self._announce(child)
                 return child
         return None
 
@@ -152,7 +171,19 @@ class Server:
         acknowledgement when the client asked for one. ``connect`` gets the
         socket, ``disconnect`` and ``disconnecting`` the socket and the reason.
         See :meth:`Namespace.on <tornad_io.Namespace.on>`.
+
+        ``new_namespace`` is the server's own event, as in the reference:
+        ``handler(namespace)`` for every namespace created after it was
+        registered (but the main one), dynamic children included; any number
+        of handlers may listen to it.
         """
+        if event == "new_namespace":
+
+            def listen(fn: Handler) -> Handler:
+                self._new_namespace_listeners.append(fn)
+                return fn
+
+            return listen(handler) if handler is not None else listen
         return self.sockets.on(event) if handler is None else self.sockets.on(event, handler)
 
     def event(self, handler: HandlerT) -> HandlerT:
@@ -304,7 +335,12 @@ class Server:
         """
         from ..transports.engineio import engine_routes
 
-        return engine_routes(self.engine, path)
+        routes = engine_routes(self.engine, path)
+        if self.options.serve_client is not None:
+            from ..transports.client_files import client_routes
+
+            routes = client_routes(self.options.serve_client, path or self.options.path, self.options) + routes
+        return routes
 
     def http_server_options(self, idle_timeout: float = 60.0, body_timeout: float = 30.0) -> dict[str, Any]:
         """Keyword arguments for ``tornado.httpserver.HTTPServer`` that bound what a client can hold.

@@ -12,13 +12,14 @@ from .._logsafe import safe_repr
 from .._typing import HandlerT, PacketMiddlewareT
 from .._usercode import ack_args, call_user, spawn
 from ..adapter import AckWaiter, BroadcastOptions
-from ..engineio.codec import shared
+from ..engineio.codec import shared, uncompressed
 from ..exceptions import AckTimeout, Disconnected
 from ..recovery import RECOVERABLE_REASONS
 from . import codec
 from .broadcast import BroadcastOperator
 
 if TYPE_CHECKING:
+    from ..engineio.session import Session
     from .client import ClientProtocol as Client
     from .namespace import Namespace
     from .server import Server
@@ -220,6 +221,18 @@ class Socket:
         return self.client.session.transport.name
 
     @property
+    def conn(self) -> Session:
+        """The Engine.IO connection underneath (the reference's ``socket.conn``), shared by the
+        client's namespaces.
+
+        ``conn.transport.name`` is the transport carrying it now; its events
+        (``conn.on("upgrade", listener)``, ``packet``, ``packet_create``,
+        ``drain``, ``close``, …) are listed on
+        :class:`~tornad_io.engineio.session.Session`.
+        """
+        return self.client.session
+
+    @property
     def supports_acks(self) -> bool:
         """Whether the client can acknowledge (a Socket.IO 0.6 client cannot)."""
         return self.client.supports_acks
@@ -249,17 +262,51 @@ class Socket:
 
         return register(handler) if handler is not None else register
 
+    @overload
+    def once(self, event: str) -> Callable[[HandlerT], HandlerT]: ...
+
+    @overload
+    def once(self, event: str, handler: HandlerT) -> HandlerT: ...
+
+    def once(self, event: str, handler: Handler | None = None) -> Any:
+        """Like :meth:`on`, for the next *event* only; usable as a decorator."""
+
+        def register(fn: Handler) -> Handler:
+            self.on(event, _OnceHandler(self, event, fn))
+            return fn
+
+        return register(handler) if handler is not None else register
+
     def off(self, event: str, handler: Handler | None = None) -> None:
-        """Stop listening (one handler, or all of *event*)."""
+        """Stop listening (one handler, also one added with :meth:`once`, or all of *event*)."""
         if self._handlers is None or event not in self._handlers:
             return
         if handler is None:
             del self._handlers[event]
         else:
-            self._handlers[event] = [h for h in self._handlers[event] if h is not handler]
+            self._handlers[event] = [
+                h for h in self._handlers[event] if h is not handler and getattr(h, "handler", None) is not handler
+            ]
+
+    def listeners(self, event: str) -> list[Handler]:
+        """The socket's own handlers of *event* (added with :meth:`on` or :meth:`once`), in calling order."""
+        handlers = self._handlers.get(event, ()) if self._handlers else ()
+        return [h.handler if isinstance(h, _OnceHandler) else h for h in handlers]
+
+    def remove_all_listeners(self, event: str | None = None) -> None:
+        """Remove the socket's own handlers of *event*, or of every event (the namespace's stay)."""
+        if event is None:
+            self._handlers = None
+        else:
+            self.off(event)
 
     def on_any(self, handler: HandlerT) -> HandlerT:
-        """Listen to every incoming event: ``handler(event, *args)``."""
+        """Listen to every incoming event: ``handler(event, *args)``.
+
+        As in the reference, catch-all listeners see an event when it arrives,
+        before the per-packet middleware (:meth:`use`) decides whether it is
+        handled.
+        """
         if self._any is None:
             self._any = []
         self._any.append(handler)
@@ -277,6 +324,10 @@ class Socket:
         if self._any is not None:
             self._any = [h for h in self._any if h is not handler] if handler else None
 
+    def listeners_any(self) -> list[Handler]:
+        """The catch-all listeners of incoming events, in calling order."""
+        return list(self._any or ())
+
     def on_any_outgoing(self, handler: HandlerT) -> HandlerT:
         """Listen to every event sent to this client: ``handler(event, *args)``."""
         if self._any_outgoing is None:
@@ -284,10 +335,21 @@ class Socket:
         self._any_outgoing.append(handler)
         return handler
 
+    def prepend_any_outgoing(self, handler: HandlerT) -> HandlerT:
+        """Like :meth:`on_any_outgoing`, called before the others."""
+        if self._any_outgoing is None:
+            self._any_outgoing = []
+        self._any_outgoing.insert(0, handler)
+        return handler
+
     def off_any_outgoing(self, handler: Handler | None = None) -> None:
         """Remove one outgoing catch-all listener, or all."""
         if self._any_outgoing is not None:
             self._any_outgoing = [h for h in self._any_outgoing if h is not handler] or None if handler else None
+
+    def listeners_any_outgoing(self) -> list[Handler]:
+        """The catch-all listeners of outgoing events, in calling order."""
+        return list(self._any_outgoing or ())
 
     def use(self, middleware: PacketMiddlewareT) -> PacketMiddlewareT:
         """Add a per-packet middleware: ``middleware(packet)`` with
@@ -339,6 +401,14 @@ class Socket:
         """Emit that is dropped if the client cannot take it right now."""
         return _VolatileEmitter(self)
 
+    def compress(self, compress: bool = True) -> _CompressEmitter:
+        """``socket.compress(False).emit(...)``: whether that packet may be compressed.
+
+        Only matters on a WebSocket with permessage-deflate on
+        (``per_message_deflate``): with ``False`` the message goes as a plain frame.
+        """
+        return _CompressEmitter(self, compress)
+
     def _emit(
         self,
         event: str,
@@ -348,6 +418,7 @@ class Socket:
         volatile: bool,
         timeout: float | None = None,
         on_timeout: Handler | None = None,
+        compress: bool = True,
     ) -> bool:
         if not self.connected:
             if future is not None:
@@ -365,12 +436,13 @@ class Socket:
             # Kept for recovery like a broadcast, with its offset: through the adapter.
             self.nsp.adapter.broadcast(
                 codec.Packet(codec.EVENT, self.nsp.name, data),
-                BroadcastOptions(rooms=frozenset((self.id,)), local=True),
+                BroadcastOptions(rooms=frozenset((self.id,)), local=True, compress=compress),
             )
             return True
         if self._any_outgoing:
             self.notify_outgoing(data)
-        self._write_engine(self.client.encode(codec.EVENT, self.nsp.name, data, ack_id), volatile)
+        packets = self.client.encode(codec.EVENT, self.nsp.name, data, ack_id)
+        self._write_engine(packets if compress else uncompressed(packets), volatile)
         return True
 
     def _ack_timed_out(self, ack_id: int, callback: Handler | None, future: asyncio.Future[Any] | None) -> None:
@@ -483,6 +555,10 @@ class Socket:
             self._on_close("client namespace disconnect")
 
     def _on_event(self, data: list[Any], ack_id: int | None) -> None:
+        if self._any:
+            # Before the packet middleware, as in the reference.
+            for listener in list(self._any):
+                call_user(listener, data, "catch-all listener", self.id)
         if self._middlewares:
             spawn(self._run_middlewares(data, ack_id))
             return
@@ -510,8 +586,6 @@ class Socket:
     def _dispatch(self, data: list[Any], ack_id: int | None) -> None:
         event = data[0]
         args = data[1:]
-        for listener in list(self._any or ()):
-            call_user(listener, data, "catch-all listener", self.id)
         on_result = self._acker(ack_id, event) if ack_id is not None else None
         handlers = self._handlers.get(event) if self._handlers else None
         if handlers:
@@ -546,10 +620,10 @@ class Socket:
 
         return send_ack
 
-    def _on_close(self, reason: str) -> None:
+    def _on_close(self, reason: str, description: Any = None) -> None:
         if not self.connected:
             return
-        self.nsp._fire(self, "disconnecting", reason)
+        self.nsp._fire(self, "disconnecting", reason, description)
         self.connected = False
         if self.pid is not None and reason in RECOVERABLE_REASONS:
             rooms = self.nsp.adapter.socket_rooms(self.id) or ()
@@ -559,7 +633,22 @@ class Socket:
         acks, self._acks = self._acks, {}
         for ack in acks.values():
             ack.gone()
-        self.nsp._fire(self, "disconnect", reason)
+        self.nsp._fire(self, "disconnect", reason, description)
+
+
+class _OnceHandler:
+    """A socket handler added with :meth:`Socket.once`: removes itself before its first call."""
+
+    __slots__ = ("socket", "event", "handler")
+
+    def __init__(self, socket: Socket, event: str, handler: Handler) -> None:
+        self.socket = socket
+        self.event = event
+        self.handler = handler
+
+    def __call__(self, *args: Any) -> Any:
+        self.socket.off(self.event, self)
+        return self.handler(*args)
 
 
 class _TimedEmitter:
@@ -583,6 +672,19 @@ class _TimedEmitter:
 
     async def emit_with_ack(self, event: str, *args: Any) -> Any:
         return await self.socket.emit_with_ack(event, *args, timeout=self.seconds)
+
+
+class _CompressEmitter:
+    __slots__ = ("socket", "compress")
+
+    def __init__(self, socket: Socket, compress: bool) -> None:
+        self.socket = socket
+        self.compress = compress
+
+    def emit(self, event: str, *args: Any, callback: Handler | None = None) -> bool:
+        if event in codec.RESERVED_EVENTS:
+            raise ValueError(f'"{event}" is a reserved event name')
+        return self.socket._emit(event, args, callback, None, False, compress=self.compress)
 
 
 class _VolatileEmitter:

@@ -26,10 +26,11 @@ from tornado.iostream import StreamClosedError
 from .. import _json
 from .. import _tornado_compat as compat
 from .._logsafe import safe_repr
+from ..engineio import codec
 from ..engineio.codec import Encoded
 from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
 from ..engineio.session import Close, HandshakeInfo, Session
-from ..exceptions import ProtocolError
+from ..exceptions import ProtocolError, TransportError
 from ..options import ServerOptions
 from ..websocket.frames import frame as ws_frame
 from .fast_websocket import FastWebSocketProtocol, RawSocketStream
@@ -114,7 +115,10 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
             return None
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
-    def _error(self, error: EngineError) -> None:
+    def _error(self, error: EngineError, refused: bool = True) -> None:
+        """Answer with the reference's error body; a refused request is told to ``connection_error`` listeners."""
+        if refused:
+            self.engine.refused(self.request, error)
         self.clear_header("Content-Type")
         self.set_status(error.status)
         self.set_header("Content-Type", "application/json")
@@ -295,6 +299,7 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         if websocket:
             self._session = session
             self._set_cors_headers()
+            self._response_headers(session is None)
             self._nodelay()
             await super().get(*args, **kwargs)
             return
@@ -308,8 +313,8 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         assert isinstance(transport, PollingTransport)
         if transport.polling:
             # Two GETs at once: the reference closes the session (transport error).
-            session.abort("transport error")
-            self._error(EngineError(3, "Bad request"))
+            session.abort("transport error", description=TransportError("overlap from client"))
+            self._error(EngineError(3, "Bad request"), refused=False)
             return
         self._poll = transport
         try:
@@ -318,7 +323,29 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
             return  # the client went away; the packets stay queued
         finally:
             self._poll = None
+        self._response_headers("sid" not in query)
         self._write_payload(session.payload(packets), query.get("j"))
+
+    def _response_headers(self, initial: bool) -> None:
+        """The engine's ``initial_headers`` and ``headers`` events: listeners may add response headers."""
+        engine = self.engine
+        if not (engine.has_listeners("headers") or (initial and engine.has_listeners("initial_headers"))):
+            return
+        headers: dict[str, Any] = {}
+        if initial:
+            engine.fire("initial_headers", headers, self.request)
+        engine.fire("headers", headers, self.request)
+        for name, value in headers.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if name.lower() == "set-cookie":  # added beside the sticky-session cookie, not over it
+                for one in values:
+                    self.add_header(name, str(one))
+            elif isinstance(value, (list, tuple)):
+                self.clear_header(name)
+                for one in values:
+                    self.add_header(name, str(one))
+            else:
+                self.set_header(name, str(value))
 
     def _write_payload(self, payload: str | bytes, jsonp: str | None) -> None:
         if isinstance(payload, bytes):
@@ -378,9 +405,10 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
                 packets = session.decode_payload(text)
         except (UnicodeDecodeError, ProtocolError) as exc:
             session.protocol_error(exc if isinstance(exc, ProtocolError) else ProtocolError(str(exc)))
-            self._error(EngineError(3, "Bad request"))
+            self._error(EngineError(3, "Bad request"), refused=False)
             return
         self.set_header("Content-Type", "text/html")
+        self._response_headers(False)
         self.finish("ok")
         try:
             session.receive_many(packets)
@@ -389,7 +417,7 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
 
     async def options(self, *args: Any, **kwargs: Any) -> None:
         if self.request.headers.get("Origin") is None or not self._origin_allowed():
-            self._error(EngineError(2, "Bad handshake method"))
+            self._error(EngineError(2, "Bad handshake method", context={"method": "OPTIONS"}))
             return
         self._set_cors_headers()
         self.set_header("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
@@ -548,7 +576,10 @@ class WebSocketTransport:
                     conn.send_frames(b"".join([_ws_frame(p) for p in packets]))
             else:  # deflate, or Tornado's own protocol (see _tornado_compat)
                 for packet in packets:
-                    compat.write_message(conn, packet)
+                    if codec.compressible(packet):
+                        compat.write_message(conn, packet)
+                    else:  # compress(False): a plain frame, no RSV1, written in turn with the others
+                        conn.stream.write(_ws_frame(packet))
         except (StreamClosedError, tornado.websocket.WebSocketClosedError):
             self.closed = True
             return

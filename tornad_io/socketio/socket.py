@@ -363,7 +363,7 @@ class Socket:
             # Kept for recovery like a broadcast, with its offset: through the adapter.
             self.nsp.adapter.broadcast(
                 codec.Packet(codec.EVENT, self.nsp.name, data),
-                BroadcastOptions(rooms=frozenset((self.id,)), local=True),
+                BroadcastOptions(rooms=frozenset((self.id,)), local=True, socket_emit=True),
             )
             return True
         if self._any_outgoing:

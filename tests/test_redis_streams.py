@@ -134,7 +134,8 @@ class Forwarder:
     the connection end); the client's next connection goes to the current target.
     """
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int | None) -> None:
+        #: The port connections go to; None refuses them (the client keeps retrying).
         self.target = target
         self.port = 0
         self.url = ""
@@ -147,6 +148,9 @@ class Forwarder:
         self.url = f"http://127.0.0.1:{self.port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.target is None:
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
         except OSError:
@@ -278,3 +282,179 @@ async def test_broadcasts_across_python_and_node(cluster: Any) -> None:
     assert all(r["args"] == [1] for r in node.reports if r.get("event") in ("vol", "vol-node"))
     assert received(node, "local-py") == ["c-pa"] and received(node, "local-node") == ["c-na"]
     assert all(r["args"] == [] for r in node.reports if r.get("event") in ("local-py", "local-node"))
+
+
+async def test_fetch_sockets_both_ways(cluster: Any) -> None:
+    pa, na, sids, node = cluster["pa"], cluster["na"], cluster["sids"], cluster["node"]
+    sockets = await pa.fetch_sockets()
+    by_id = {s.id: s for s in sockets}
+    assert set(by_id) == set(sids.values())
+    remote = by_id[sids["na"]]
+    assert isinstance(remote, RemoteSocket) and remote.data["node"].startswith("node:")
+    assert sids["na"] in remote.rooms and remote.handshake.query.get("EIO") == "4"
+    assert isinstance(by_id[sids["pb"]], RemoteSocket) and by_id[sids["pb"]].data == {"node": "py:b"}
+    na.send(cmd="fetch", tag="f1")
+    fetched = await na.expect("fetched", tag="f1")
+    datas = {s["id"]: s["data"] for s in fetched["sockets"]}
+    assert set(datas) == set(sids.values())
+    assert datas[sids["pa"]] == {"node": "py:a"} and datas[sids["pb"]] == {"node": "py:b"}
+    # remote proxies drive sockets on other servers: emit (through the stream, with an offset), join, leave
+    remote.emit("direct", "to a node client")
+    got = await node.expect("event", "c-na", event="direct")
+    assert got["args"][0] == "to a node client" and is_offset(got["args"][1])
+    by_id[sids["pb"]].join("violet")
+    remote.join(["violet"])
+    await wait_until(lambda: "violet" in cluster["pb"].sockets.adapter.rooms)
+    na.send(cmd="rooms", sid=sids["na"], tag="r1")
+    while "violet" not in (await na.expect("rooms", tag="r1"))["rooms"]:
+        na.reports.clear()
+        na.send(cmd="rooms", sid=sids["na"], tag="r1")
+    violet = await pa.in_("violet").fetch_sockets()
+    assert {s.id for s in violet} == {sids["na"], sids["pb"]}
+    remote.leave("violet")
+    by_id[sids["pb"]].leave("violet")
+    await wait_until(lambda: "violet" not in cluster["pb"].sockets.adapter.rooms)
+
+
+async def test_server_side_emit_with_acks_both_ways(cluster: Any) -> None:
+    pa, na, nb, seen = cluster["pa"], cluster["na"], cluster["nb"], cluster["seen"]
+    responses = await pa.server_side_emit_with_ack("ping", "from py", b"\x07")
+    assert len(responses) == 3
+    assert "pong from py:b" in responses and sum(r.startswith("pong from node:") for r in responses) == 2
+    assert await asyncio.wait_for(seen["pb"]["sse"].get(), WAIT) == ("from py", b"\x07")
+    sse = await na.wait_for(lambda r: r.get("type") == "sse")
+    assert sse["args"] == ["from py", b"\x07"]  # binary arrived as binary (a Buffer in Node)
+    na.send(cmd="ssemit", event="ping", args=["from node"], ack=True, tag="s1")
+    acked = await na.expect("ssacked", tag="s1")
+    assert acked["error"] is None and "pong from py:a" in acked["responses"] and "pong from py:b" in acked["responses"]
+    pa.server_side_emit("ping", "no ack")
+    sse = await nb.wait_for(lambda r: r.get("type") == "sse" and r["args"] == ["no ack"])
+    assert sse["event"] == "ping"
+
+
+async def test_broadcast_acks_across_nodes(cluster: Any) -> None:
+    pa, na = cluster["pa"], cluster["na"]
+    everyone = ["answer from c-na", "answer from c-nb", "answer from c-pa", "answer from c-pb"]
+    responses = await pa.timeout(5).emit_with_ack("question")
+    assert sorted(responses) == everyone
+    na.send(cmd="emitack", event="question", timeout=5000, tag="q")
+    acked = await na.expect("acked", tag="q")
+    assert acked["error"] is None and sorted(acked["responses"]) == everyone
+    # an ack broadcast carries no offset, on any server
+    assert all(len(r["args"]) == 0 for r in cluster["node"].reports if r.get("event") == "question")
+
+
+async def test_remote_join_leave_disconnect(cluster: Any) -> None:
+    node, pa, pb, na, sids = cluster["node"], cluster["pa"], cluster["pb"], cluster["na"], cluster["sids"]
+    pa.in_(sids["na"]).sockets_join("green")  # a Node server's client, joined from Python
+    na.send(cmd="join", to=[sids["pb"]], rooms=["green"])  # a Python server's client, joined from Node
+    await wait_until(lambda: "green" in pb.sockets.adapter.rooms)
+    # the join went into the stream before this broadcast: every server applies it first
+    pa.to("green").emit("green")
+    await node.expect("event", "c-na", event="green")
+    await node.expect("event", "c-pb", event="green")
+    pa.in_("green").sockets_leave("green")
+    await wait_until(lambda: "green" not in pb.sockets.adapter.rooms)
+    pa.to("green").emit("green-again")
+    pa.emit("marker")
+    for client in ("c-na", "c-pb"):
+        await node.expect("event", client, event="marker")
+    assert received(node, "green-again") == []
+    pa.in_(sids["nb"]).disconnect_sockets(close=True)
+    assert (await node.expect("disconnect", "c-nb"))["reason"] in ("io server disconnect", "transport close")
+    na.send(cmd="disconnect", to=[sids["pb"]], close=False)
+    assert (await node.expect("disconnect", "c-pb"))["reason"] == "io server disconnect"
+
+
+# -- connection state recovery across servers ----------------------------------------------------
+
+
+async def session_keys(raw: Any) -> list[bytes]:
+    return sorted(await raw.keys("sio:session:*"))
+
+
+@pytest.mark.parametrize("route", ["pa-na", "na-pa", "pa-pb"])
+async def test_a_client_recovers_on_another_server(cluster: Any, raw: Any, route: str) -> None:
+    """Cut off on one server, back on another (Python → Node, Node → Python, Python → Python): same id,
+    rooms and data, ``recovered``, and the events it missed in order, once, with their offsets."""
+    node, ports, sids = cluster["node"], cluster["ports"], cluster["sids"]
+    pa, pb, na, nb = cluster["pa"], cluster["pb"], cluster["na"], cluster["nb"]
+    first, then = route.split("-")
+    forwarder = Forwarder(ports[first])
+    await forwarder.start()
+    try:
+        node.connect("r", forwarder.url, transports=["websocket"], **RECONNECT)
+        connected = await node.expect("connect", "r")
+        sid = connected["sid"]
+        assert connected["recovered"] is False
+        await join(node, "r", "news")
+        origin_data = {"node": "py:a"} if first == "pa" else {"node": f"node:{ports['na']}"}
+        # live traffic, with offsets: a room broadcast from another server, and a socket's own emit
+        pb.to("news").emit("news", 1)
+        await node.wait_for(lambda r: r.get("event") == "news" and r["id"] == "r")
+        if first == "pa":
+            cluster["seen"]["pa"]["sockets"][sid].emit("own", 1)
+        else:
+            na.send(cmd="direct", sid=sid, event="own", args=[1])
+        own = await node.expect("event", "r", event="own")
+        assert is_offset(own["args"][-1])
+        # the network cut; the client cannot come back until the forwarder points at the next server
+        forwarder.target = None
+        forwarder.cut()
+        assert (await node.expect("disconnect", "r"))["reason"] == "transport close"
+        await wait_until_async(lambda: session_keys(raw), lambda keys: len(keys) == 1)
+        # while it is away
+        pa.to("news").emit("news", 2)
+        na.send(cmd="emit", event="all", args=[1])
+        nb.send(cmd="emit", to=["elsewhere"], event="news", args=[-1])  # not its room
+        pb.volatile.emit("lossy", 1)  # volatile: not replayed
+        na.send(cmd="emit", event="bin", args=[{"$bin": base64.b64encode(b"\t\x08").decode()}])
+        pb.except_("news").emit("excluded", 1)  # its room is excluded
+        nb.send(cmd="emit", to=[sid], event="to-sid", args=[1])
+        pa.local.emit("local-only", 1)  # local: never in the stream
+        # every one of them is in the stream (news 1, own, and the 8 above) before the last one
+        await wait_until_async(lambda: raw.xlen("socket.io"), lambda n: n == 9)
+        pa.to("news").emit("news", 3)
+        await wait_until_async(lambda: raw.xlen("socket.io"), lambda n: n == 10)
+        forwarder.target = ports[then]
+        back = await node.wait_for(lambda r: r.get("type") == "connect" and r["id"] == "r" and r is not connected)
+        assert back["recovered"] is True and back["sid"] == sid
+        await node.wait_for(lambda r: r.get("event") == "news" and r["id"] == "r" and r["args"][0] == 3)
+        news = args_of(node, "r", "news")
+        assert [a[0] for a in news] == [1, 2, 3]  # once each, in order
+        offsets = [a[1] for a in news]
+        assert all(is_offset(o) for o in offsets)
+        assert [tuple(map(int, o.split("-"))) for o in offsets] == sorted(tuple(map(int, o.split("-"))) for o in offsets)
+        assert [a[:-1] for a in args_of(node, "r", "all")] == [[1]]
+        assert [a[:-1] for a in args_of(node, "r", "bin")] == [[b"\t\x08"]]
+        assert [a[:-1] for a in args_of(node, "r", "to-sid")] == [[1]]
+        assert args_of(node, "r", "excluded") == []
+        # volatile: a Python server does not replay it; the reference (a Node server) does, with an offset
+        assert [a[:-1] for a in args_of(node, "r", "lossy")] == ([] if then.startswith("p") else [[1]])
+        assert args_of(node, "r", "local-only") == [] and [a[:-1] for a in args_of(node, "r", "own")] == [[1]]
+        # the new server has the socket back: same id, rooms, data
+        if then in ("pa", "pb"):
+            seen = cluster["seen"][then]
+            await wait_until(lambda: any(c["id"] == sid for c in seen["connections"]))
+            restored = next(c for c in seen["connections"] if c["id"] == sid)
+            assert restored["recovered"] is True and restored["rooms"] == {sid, "news"}
+            assert seen["sockets"][sid].data == origin_data
+        else:
+            report = await na.wait_for(lambda r: r.get("type") == "connection" and r["id"] == sid)
+            assert report["recovered"] is True and sorted(report["rooms"]) == sorted([sid, "news"])
+            assert report["data"] == origin_data
+        assert await session_keys(raw) == []  # taken by the restore
+        # and it is an ordinary socket of the cluster again
+        nb.send(cmd="emit", to=["news"], event="after", args=["y"])
+        after = await node.expect("event", "r", event="after")
+        assert after["args"][0] == "y" and is_offset(after["args"][1])
+    finally:
+        await forwarder.close()
+
+
+async def wait_until_async(probe: Any, check: Any, timeout: float = WAIT) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check(await probe()):
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)

@@ -458,3 +458,231 @@ async def wait_until_async(probe: Any, check: Any, timeout: float = WAIT) -> Non
     while not check(await probe()):
         assert loop.time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+# -- the wire, byte for byte (vectors captured from Node: /work/research-csr/SPEC.md §12) ---------------------
+
+UID_A, UID_B = "caa2f633e8dfff55", "b8b91fb361904f4d"
+NODE_SID, NODE_PID = "6N8YJYpJV484VUAfAAAA", "uHbnVieXJbh8GFF9AAAB"
+# §12.2: the data field of the stream entries (type 3 unless said), in the order the trace wrote them
+NO_OPTS = '"opts":{"rooms":[],"except":[],"flags":{}}'
+ENTRY_VECTORS = [
+    ("3", '{"packet":{"type":2,"data":["text","hello"]},' + NO_OPTS + "}"),
+    ("3", "gqZwYWNrZXSCpHR5cGUCpGRhdGGTo2JpbsQDAQIDpHRhaWykb3B0c4Olcm9vbXOQpmV4Y2VwdJClZmxhZ3OA"),
+    ("3", '{"packet":{"type":2,"data":["roomev",{"a":1}]},"opts":{"rooms":["room1"],"except":[],"flags":{}}}'),
+    ("3", '{"packet":{"type":2,"data":["direct",42]},"opts":{"rooms":["6N8YJYpJV484VUAfAAAA"],"except":[],"flags":{}}}'),
+    ("3", '{"packet":{"type":2,"data":["vol",1]},"opts":{"rooms":[],"except":[],"flags":{"volatile":true}}}'),
+    ("3", '{"packet":{"type":2,"data":["exc",1]},"opts":{"rooms":[],"except":["room1"],"flags":{}}}'),
+    ("4", '{"opts":{"rooms":["6N8YJYpJV484VUAfAAAA"],"except":[],"flags":{}},"rooms":["room2","room3"]}'),
+    ("5", '{"opts":{"rooms":["6N8YJYpJV484VUAfAAAA"],"except":[],"flags":{}},"rooms":["room3"]}'),
+    ("6", '{"opts":{"rooms":["nobody-here"],"except":[],"flags":{}},"close":true}'),
+    ("3", "gqZwYWNrZXSCpHR5cGUCpGRhdGGSqW1pc3NlZGJpbsQCCQikb3B0c4Olcm9vbXOQpmV4Y2VwdJClZmxhZ3OA"),
+]
+XADD_VECTOR = (
+    '"XADD" "socket.io" "MAXLEN" "~" "10000" "*" "uid" "caa2f633e8dfff55" "nsp" "/" "type" "3" "data" '
+    '"{\\"packet\\":{\\"type\\":2,\\"data\\":[\\"text\\",\\"hello\\"]},\\"opts\\":{\\"rooms\\":[],\\"except\\":[],'
+    '\\"flags\\":{}}}"'
+)
+# §12.3: the session value (msgpack, before base64)
+SESSION_VECTOR = bytes.fromhex(
+    "84a3736964b4364e38594a59704a563438345655416641414141a3706964b47548626e566965584a6268384746463941414142"
+    "a5726f6f6d7393b4364e38594a59704a563438345655416641414141a5726f6f6d31a5726f6f6d32a46461746182a475736572"
+    "a5616c696365a16e01"
+)
+# §12.5: PUB/SUB payloads (channel, msgpack)
+PUBSUB_VECTORS = {
+    "broadcast-ack-from-a": (
+        "socket.io#/#",
+        "84a47479706503a46461746183a67061636b657482a47479706502a46461746192a77769746861636ba27131a97265717565"
+        "73744964b062373233653966313065373235633335a46f70747383a5726f6f6d7390a665786365707490a5666c61677381a7"
+        "74696d656f7574cd03e8a3756964b063616132663633336538646666663535a36e7370a12f",
+    ),
+    "client-count-from-b": (
+        "socket.io#/#caa2f633e8dfff55#",
+        "84a4747970650ba46461746182a9726571756573744964b062373233653966313065373235633335ab636c69656e74436f75"
+        "6e7400a3756964b062386239316662333631393034663464a36e7370a12f",
+    ),
+    "broadcast-ack-from-b": (
+        "socket.io#/#",
+        "84a47479706503a46461746183a67061636b657482a47479706502a46461746192a861636b46726f6d42a27132a972657175"
+        "6573744964b032306666326561333166363065653036a46f70747383a5726f6f6d7390a665786365707490a5666c61677381"
+        "a774696d656f7574cd07d0a3756964b062386239316662333631393034663464a36e7370a12f",
+    ),
+    "client-count-from-a": (
+        "socket.io#/#b8b91fb361904f4d#",
+        "84a4747970650ba46461746182a9726571756573744964b032306666326561333166363065653036ab636c69656e74436f75"
+        "6e7401a3756964b063616132663633336538646666663535a36e7370a12f",
+    ),
+    "broadcast-ack-answer-from-a": (
+        "socket.io#/#b8b91fb361904f4d#",
+        "84a4747970650ca46461746182a9726571756573744964b032306666326561333166363065653036a67061636b6574ab616e"
+        "737765722d422d7132a3756964b063616132663633336538646666663535a36e7370a12f",
+    ),
+    "fetch-from-b": (
+        "socket.io#/#",
+        "84a47479706507a46461746182a46f70747383a5726f6f6d7390a665786365707490a5666c61677380a97265717565737449"
+        "64b034663839633264366338643864323334a3756964b062386239316662333631393034663464a36e7370a12f",
+    ),
+    "server-side-emit-binary-from-b": (
+        "socket.io#/#",
+        "84a47479706509a46461746181a67061636b657493ad68656c6c6f2d7365727665727301c40107a3756964b062386239316662"
+        "333631393034663464a36e7370a12f",
+    ),
+    "server-side-emit-ack-from-b": (
+        "socket.io#/#",
+        "84a47479706509a46461746182a9726571756573744964b062373337633263396265373033393862a67061636b657491ac7069"
+        "6e672d73657276657273a3756964b062386239316662333631393034663464a36e7370a12f",
+    ),
+    "server-side-emit-answer-from-a": (
+        "socket.io#/#b8b91fb361904f4d#",
+        "84a4747970650aa46461746182a9726571756573744964b062373337633263396265373033393862a67061636b6574ab706f6e"
+        "672d66726f6d2d41a3756964b063616132663633336538646666663535a36e7370a12f",
+    ),
+}
+FETCH_RESPONSE_PREFIX = "84a47479706508a46461746182a9726571756573744964b0" + b"4f89c2d6c8d8d234".hex()
+
+
+class Monitor:
+    """``MONITOR`` on a raw connection: every command Redis runs, as Redis prints it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.lines: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def start(self) -> None:
+        reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._writer.write(b"MONITOR\r\n")
+        assert (await reader.readline()).startswith(b"+OK")
+
+        async def read() -> None:
+            while line := await reader.readline():
+                self.lines.append(line.decode(errors="replace").rstrip("\r\n"))
+
+        self._task = asyncio.ensure_future(read())
+
+    def commands(self, name: str) -> list[str]:
+        """The commands called *name*, each as its quoted arguments (``"XADD" "socket.io" …``)."""
+        found = []
+        for line in self.lines:
+            _, _, command = line.partition("] ")
+            if command.startswith(f'"{name}"'):
+                found.append(command)
+        return found
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._writer is not None:
+            self._writer.close()
+
+
+async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
+    redis_server: RedisProcess, raw: Any, serve: Any, node: Any, monkeypatch: Any
+) -> None:
+    """Stream entries, the XADD command, the session key and every PUB/SUB payload, against §12."""
+    ids: list[str] = [UID_A, UID_B]
+    monkeypatch.setattr("tornad_io.cluster.envelope.hex_id", lambda: ids.pop(0))
+    io_a = Server(adapter=redis_streams_adapter(redis_server.url), connection_state_recovery=True)
+    io_b = Server(adapter=redis_streams_adapter(redis_server.url), connection_state_recovery=True)
+    assert (io_a.sockets.adapter.uid, io_b.sockets.adapter.uid) == (UID_A, UID_B)
+    sockets: dict[str, Socket] = {}
+
+    @io_a.on("connect")
+    def connect(socket: Socket) -> None:
+        socket.data.update(user="alice", n=1)
+        socket.join("room1")
+        sockets["a"] = socket
+
+    @io_a.on_server_side_emit("ping-servers")
+    def ping() -> str:
+        return "pong-from-A"
+
+    server_a = await serve(io_a.routes())
+    await io_a.init()
+    await io_b.init()
+    captured: dict[str, list[bytes]] = {}
+    listener = raw.pubsub()
+    await listener.psubscribe("socket.io#/#*")  # pattern subscribers are not counted as servers
+
+    async def capture() -> None:
+        async for message in listener.listen():
+            if message["type"] == "pmessage":
+                captured.setdefault(message["channel"].decode(), []).append(message["data"])
+
+    capturing = asyncio.ensure_future(capture())
+    monitor = Monitor(redis_server.port)
+    await monitor.start()
+    try:
+        node.connect("c", server_a.url, transports=["websocket"], acks={"ackFromB": "answer-B-q2"})
+        sid = (await node.expect("connect", "c"))["sid"]
+        socket = sockets["a"]
+        # the stream entries of §12.2, in the trace's order
+        io_a.emit("text", "hello")
+        io_a.emit("bin", b"\x01\x02\x03", "tail")
+        io_a.to("room1").emit("roomev", {"a": 1})
+        socket.emit("direct", 42)
+        io_a.volatile.emit("vol", 1)
+        io_a.except_("room1").emit("exc", 1)
+        await wait_until_async(lambda: raw.xlen("socket.io"), lambda n: n == 6)
+        io_b.in_(sid).sockets_join(["room2", "room3"])
+        await wait_until(lambda: {"room2", "room3"} <= socket.rooms)
+        io_b.in_(sid).sockets_leave("room3")
+        await wait_until(lambda: "room3" not in socket.rooms)
+        io_b.in_("nobody-here").disconnect_sockets(close=True)
+        io_a.emit("missedbin", b"\x09\x08")
+        await wait_until_async(lambda: raw.xlen("socket.io"), lambda n: n == 10)
+        entries = await raw.xrange("socket.io")
+        written = [
+            (f[b"uid"].decode(), f[b"nsp"].decode(), f[b"type"].decode(), f[b"data"].decode()) for _, f in entries
+        ]
+        assert [list(f) for _, f in entries] == [[b"uid", b"nsp", b"type", b"data"]] * 10  # Node's field order
+        expected = [
+            (UID_B if kind in "456" else UID_A, "/", kind, data.replace(NODE_SID, sid)) for kind, data in ENTRY_VECTORS
+        ]
+        assert written == expected
+        await wait_until(lambda: len(monitor.commands("XADD")) >= 10)
+        assert monitor.commands("XADD")[0] == XADD_VECTOR
+        # what the client got: the entries' ids as offsets (none on the volatile one)
+        await node.expect("event", "c", event="missedbin")
+        offsets = [e[0].decode() for e in entries]
+        assert [r["args"][-1] for r in node.events("c", "text")] == [offsets[0]]
+        assert node.events("c", "bin")[0]["args"] == [b"\x01\x02\x03", "tail", offsets[1]]
+        assert node.events("c", "direct")[0]["args"] == [42, offsets[3]]
+        assert node.events("c", "vol")[0]["args"] == [1] and node.events("c", "exc") == []
+        # the PUB/SUB payloads of §12.5
+        ids.append("b723e9f10e725c35")
+        assert await io_a.timeout(1).emit_with_ack("withack", "q1") == [{"echo": ["q1"]}]
+        ids.append("20ff2ea31f60ee06")
+        assert await io_b.timeout(2).emit_with_ack("ackFromB", "q2") == ["answer-B-q2"]
+        ids.append("4f89c2d6c8d8d234")
+        assert [s.id for s in await io_b.fetch_sockets()] == [sid]
+        io_b.server_side_emit("hello-servers", 1, b"\x07")
+        ids.append("b737c2c9be70398b")
+        assert await io_b.server_side_emit_with_ack("ping-servers") == ["pong-from-A"]
+        for name, (channel, payload) in PUBSUB_VECTORS.items():
+            await wait_until(lambda: bytes.fromhex(payload) in captured.get(channel, []))  # noqa: B023
+            assert bytes.fromhex(payload) in captured[channel], name
+        fetched = captured["socket.io#/#b8b91fb361904f4d#"]
+        answer = next(p for p in fetched if p.hex().startswith(FETCH_RESPONSE_PREFIX))
+        sockets_part = "a7736f636b6574739184a26964b4" + sid.encode().hex() + "a968616e647368616b6589"
+        assert sockets_part in answer.hex()  # [{id, handshake: {9 fields, Node's order}, rooms, data}]
+        assert msgpack.unpackb(answer)["data"]["sockets"][0]["data"] == {"user": "alice", "n": 1}
+        # the session key of §12.3, when the connection drops
+        pid = socket.pid
+        assert pid is not None
+        node.send(cmd="drop", id="c")
+        await wait_until_async(lambda: raw.keys("sio:session:*"), lambda keys: keys == [f"sio:session:{pid}".encode()])
+        value = await raw.get(f"sio:session:{pid}")
+        expected_session = SESSION_VECTOR.replace(NODE_SID.encode(), sid.encode()).replace(NODE_PID.encode(), pid.encode())
+        assert base64.b64decode(value) == expected_session and value == base64.b64encode(expected_session)
+        assert 115_000 < await raw.pttl(f"sio:session:{pid}") <= 120_000
+        sets = monitor.commands("SET")
+        assert sets and sets[-1].endswith(f'"PX" "120000"') and sets[-1].startswith(f'"SET" "sio:session:{pid}" "')
+    finally:
+        capturing.cancel()
+        await listener.aclose()
+        await monitor.close()
+        await io_a.shutdown(timeout=1)
+        await io_b.shutdown(timeout=1)

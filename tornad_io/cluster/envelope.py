@@ -39,7 +39,10 @@ def hex_id() -> str:
 
 
 def encode_options(opts: BroadcastOptions) -> dict[str, Any]:
-    """``{rooms, except, flags}`` as Node's ``encodeOptions`` writes them (``local`` never travels)."""
+    """``{rooms, except, flags}`` as Node's ``encodeOptions`` writes them (``local`` never travels).
+
+    Rooms are sets here, so they are written sorted (Node writes them in insertion order).
+    """
     flags: dict[str, Any] = {}
     if opts.volatile:
         flags["volatile"] = True
@@ -176,7 +179,9 @@ class EnvelopeAdapter(RedisAdapterBase):
     def _encode_broadcast_with_ack(
         self, request_id: str, packet: codec.Packet, opts: BroadcastOptions
     ) -> tuple[str, bytes | str]:
-        data = {"packet": packet_dict(packet), "requestId": request_id, "opts": encode_options(opts)}
+        # Without the ack id the local delivery gave it: each server gives its own (as in Node).
+        body = {"type": codec.EVENT, "data": _plain(packet.data)}
+        data = {"packet": body, "requestId": request_id, "opts": encode_options(opts)}
         return self.channel, self._encode_envelope(self._envelope(BROADCAST, data))
 
     def _encode_request(self, request_id: str, kind: int, data: dict[str, Any]) -> tuple[str, bytes | str]:
@@ -195,13 +200,13 @@ class EnvelopeAdapter(RedisAdapterBase):
         rooms = list(rooms)
         super().add_sockets(opts, rooms)
         if not opts.local:
-            self._cluster_apply(SOCKETS_JOIN, {"opts": encode_options(opts), "rooms": rooms})
+            self._cluster_apply(SOCKETS_JOIN, {"opts": encode_options(opts), "rooms": sorted(rooms)})
 
     def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> None:
         rooms = list(rooms)
         super().del_sockets(opts, rooms)
         if not opts.local:
-            self._cluster_apply(SOCKETS_LEAVE, {"opts": encode_options(opts), "rooms": rooms})
+            self._cluster_apply(SOCKETS_LEAVE, {"opts": encode_options(opts), "rooms": sorted(rooms)})
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         super().disconnect_sockets(opts, close)

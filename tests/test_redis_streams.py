@@ -686,3 +686,166 @@ async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
         await monitor.close()
         await io_a.shutdown(timeout=1)
         await io_b.shutdown(timeout=1)
+
+
+async def test_entries_written_by_node_are_read(redis_server: RedisProcess, raw: Any, serve: Any, node: Any) -> None:
+    """The §12.2 entries, added as Node wrote them, reach a Python server's client: JSON and base64
+    msgpack (binary), rooms and except, remote joins and leaves, each event with its entry id."""
+    io, seen = python_node(redis_server.url, "py:a")
+    server = await serve(io.routes())
+    await io.init()
+    try:
+        node.connect("c", server.url, transports=["websocket"])
+        sid = (await node.expect("connect", "c"))["sid"]
+        await join(node, "c", "room1")
+        written = []
+        for kind, data in ENTRY_VECTORS + [("3", '{"packet":{"type":2,"data":["fromB","x"]},' + NO_OPTS + "}")]:
+            fields = {"uid": UID_B, "nsp": "/", "type": kind, "data": data.replace(NODE_SID, sid)}
+            written.append((await raw.xadd("socket.io", fields)).decode())
+        await node.expect("event", "c", event="fromB")
+        got = [(r["event"], r["args"]) for r in node.reports if r.get("type") == "event" and r["id"] == "c"]
+        assert got == [
+            ("text", ["hello", written[0]]),
+            ("bin", [b"\x01\x02\x03", "tail", written[1]]),
+            ("roomev", [{"a": 1}, written[2]]),
+            ("direct", [42, written[3]]),
+            ("vol", [1]),  # volatile: no offset
+            ("missedbin", [b"\t\x08", written[9]]),  # "exc" excluded room1
+            ("fromB", ["x", written[10]]),
+        ]
+        socket = seen["sockets"][sid]
+        assert socket.rooms == {sid, "room1", "room2"}  # joined room2 and room3, left room3
+    finally:
+        await io.shutdown(timeout=1)
+
+
+async def test_broadcasts_keep_their_order(redis_server: RedisProcess, raw: Any, serve: Any, node: Any) -> None:
+    """Successive broadcasts, socket emits and local emits reach clients in the order of the calls,
+    on this server and the others, with offsets that grow in that order."""
+    pa, seen = python_node(redis_server.url, "py:a")
+    pb, _ = python_node(redis_server.url, "py:b")
+    server_a, server_b = await serve(pa.routes()), await serve(pb.routes())
+    await pa.init()
+    await pb.init()
+    try:
+        node.connect("a", server_a.url, transports=["websocket"])
+        node.connect("b", server_b.url, transports=["websocket"])
+        sid = (await node.expect("connect", "a"))["sid"]
+        await node.expect("connect", "b")
+        socket = seen["sockets"][sid]
+        for i in range(200):
+            if i % 10 == 3:
+                socket.emit("seq", i)  # to this client only, through the stream
+            elif i % 10 == 7:
+                pa.local.emit("seq", i)  # not in the stream, still in its place
+            else:
+                pa.emit("seq", i)
+        await node.wait_for(lambda r: r.get("event") == "seq" and r["id"] == "a" and r["args"][0] == 199)
+        await node.wait_for(lambda r: r.get("event") == "seq" and r["id"] == "b" and r["args"][0] == 199)
+        here = args_of(node, "a", "seq")
+        assert [a[0] for a in here] == list(range(200))
+        offsets = [tuple(map(int, a[1].split("-"))) for a in here if len(a) == 2]
+        assert len(offsets) == 180 and offsets == sorted(offsets) and len(set(offsets)) == 180
+        there = args_of(node, "b", "seq")
+        assert [a[0] for a in there] == [i for i in range(200) if i % 10 not in (3, 7)]
+        assert [a[1] for a in there] == [a[1] for a in here if a[0] % 10 not in (3, 7)]  # the same offsets
+        assert await raw.xlen("socket.io") == 180
+    finally:
+        await pa.shutdown(timeout=1)
+        await pb.shutdown(timeout=1)
+
+
+# -- where the reference is wrong, and this adapter is not ---------------------------------------
+
+
+async def test_packets_seen_live_without_offset_are_not_replayed(
+    redis_server: RedisProcess, raw: Any, serve: Any, node: Any
+) -> None:
+    """§12.7: the reference replays volatile packets and packets sent with an ack id (the client got
+    them live, without an offset), the latter without their ack id. Here neither is replayed, whoever
+    wrote them."""
+    pa, seen = python_node(redis_server.url, "py:a")
+    server = await serve(pa.routes())
+    await pa.init()
+    forwarder = Forwarder(server.port)
+    await forwarder.start()
+    try:
+        node.connect("c", forwarder.url, transports=["websocket"], acks={"withack": "ok"}, **RECONNECT)
+        first = await node.expect("connect", "c")
+        sid = first["sid"]
+        socket = seen["sockets"][sid]
+        pa.emit("a", 1)
+        pa.volatile.emit("v", 2)
+        answered: list[Any] = []
+        socket.emit("withack", 3, callback=lambda *args: answered.append(args))
+        pa.local.emit("l", 4)
+        await wait_until(lambda: answered == [("ok",)])
+        await node.expect("event", "c", event="l")
+        forwarder.target = None
+        forwarder.cut()
+        await node.expect("disconnect", "c")
+        await wait_until_async(lambda: raw.keys("sio:session:*"), lambda keys: len(keys) == 1)
+        # while away: a volatile broadcast and an emit with an ack id, as a Node server writes them
+        for data in (
+            '{"packet":{"type":2,"data":["missedvol",5]},"opts":{"rooms":[],"except":[],"flags":{"volatile":true}}}',
+            '{"packet":{"type":2,"data":["withAckOnOld",10],"id":3},'
+            '"opts":{"rooms":["' + sid + '"],"except":[],"flags":{"timeout":300}}}',
+            '{"packet":{"type":2,"data":["missed",6]},' + NO_OPTS + "}",
+        ):
+            await raw.xadd("socket.io", {"uid": UID_B, "nsp": "/", "type": "3", "data": data})
+        forwarder.target = server.port
+        back = await node.wait_for(lambda r: r.get("type") == "connect" and r["id"] == "c" and r is not first)
+        assert back["recovered"] is True and back["sid"] == sid
+        await node.expect("event", "c", event="missed")
+        events = [r["event"] for r in node.reports if r.get("type") == "event" and r["id"] == "c"]
+        assert events == ["a", "v", "withack", "l", "missed"]  # once each; nothing of the above replayed
+    finally:
+        await forwarder.close()
+        await pa.shutdown(timeout=1)
+
+
+async def test_a_failed_restore_leaves_the_session(
+    redis_server: RedisProcess, raw: Any, serve: Any, node: Any
+) -> None:
+    """The reference deletes the session key even when the restore then fails (an offset trimmed
+    away, or unknown). Here it stays, and a later attempt with a good offset still recovers; a
+    malformed offset costs no Redis command; and two servers restoring one session at once cannot
+    both have it."""
+    pa, seen_a = python_node(redis_server.url, "py:a")
+    pb, seen_b = python_node(redis_server.url, "py:b")
+    server_a, server_b = await serve(pa.routes()), await serve(pb.routes())
+    await pa.init()
+    await pb.init()
+    monitor = Monitor(redis_server.port)
+    await monitor.start()
+    try:
+        node.connect("c", server_a.url, transports=["websocket"])
+        sid = (await node.expect("connect", "c"))["sid"]
+        pid = seen_a["sockets"][sid].pid
+        pa.emit("e", 1)
+        offset = (await node.expect("event", "c", event="e"))["args"][1]
+        node.send(cmd="drop", id="c")  # no reconnection: the session waits in Redis
+        key = f"sio:session:{pid}".encode()
+        await wait_until_async(lambda: raw.keys("sio:session:*"), lambda keys: keys == [key])
+        # an offset that is not (or no longer) in the stream: a fresh session, the key stays
+        node.connect("bad", server_b.url, transports=["websocket"], auth={"pid": pid, "offset": "1-0"})
+        bad = await node.expect("connect", "bad")
+        assert bad["sid"] != sid and await raw.exists(key) == 1
+        # a malformed one: not even a Redis command
+        xranges = len(monitor.commands("XRANGE"))
+        node.connect("junk", server_b.url, transports=["websocket"], auth={"pid": pid, "offset": "abc"})
+        assert (await node.expect("connect", "junk"))["sid"] != sid
+        assert len(monitor.commands("XRANGE")) == xranges and await raw.exists(key) == 1
+        # two servers asked for it at once: one restores it, the other starts afresh
+        auth = {"pid": pid, "offset": offset}
+        node.connect("x", server_a.url, transports=["websocket"], auth=auth)
+        node.connect("y", server_b.url, transports=["websocket"], auth=auth)
+        x, y = await node.expect("connect", "x"), await node.expect("connect", "y")
+        assert sorted([x["sid"] == sid, y["sid"] == sid]) == [False, True]
+        winner = seen_a if x["sid"] == sid else seen_b
+        assert winner["sockets"][sid].recovered and winner["sockets"][sid].data == {"node": "py:a"}
+        assert await raw.exists(key) == 0
+    finally:
+        await monitor.close()
+        await pa.shutdown(timeout=1)
+        await pb.shutdown(timeout=1)

@@ -338,9 +338,12 @@ class RedisStreamsAdapter(EnvelopeAdapter):
 
         Broadcasts are added and delivered in the order of the calls. A ``local`` one is not
         added (nor given an offset) but still waits its turn; a socket's own emit
-        (:attr:`~tornad_io.BroadcastOptions.socket_emit`) is added, as in Node.
+        (:attr:`~tornad_io.BroadcastOptions.socket_emit`) is added, as in Node, unless it
+        is volatile or asks for an ack.
         """
-        if opts.local and not opts.socket_emit:
+        if opts.local and not (opts.socket_emit and carries_offset(packet, opts)):
+            # Not in the stream: local, or a socket's own emit that cannot be replayed anyway
+            # (volatile, or with an ack id; Node writes those too, and its restore replays them).
             self._in_order(None, lambda _: Adapter.broadcast(self, packet, opts))
             return
         data = {"packet": packet_dict(packet), "opts": encode_options(opts)}

@@ -849,3 +849,59 @@ async def test_a_failed_restore_leaves_the_session(
         await monitor.close()
         await pa.shutdown(timeout=1)
         await pb.shutdown(timeout=1)
+
+
+# -- a Redis restart ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["redis", "valkey"])
+async def test_a_redis_restart_costs_no_entry_and_repeats_none(kind: str, serve: Any, node: Any, caplog: Any) -> None:
+    """Redis stops and comes back on the same port, empty (no persistence). Each server logs one line
+    when the connection is lost and one when it is back, and reads the new stream from where it was:
+    what is emitted once Redis is back arrives, in order, once (also what is emitted before the
+    server's reader has reconnected)."""
+    caplog.set_level(logging.INFO, logger="tornad_io.redis")
+    redis_server = RedisProcess(kind)
+    await redis_server.start()
+    pa, _ = python_node(redis_server.url, "py:a")
+    pb, _ = python_node(redis_server.url, "py:b")
+    try:
+        server_a = await serve(pa.routes())
+        await serve(pb.routes())
+        await pa.init()
+        await pb.init()
+        node.connect("a", server_a.url, transports=["websocket"])
+        await node.expect("connect", "a")
+        for i in range(3):
+            pb.emit("n", i)
+        await node.wait_for(lambda r: r.get("event") == "n" and r["args"][0] == 2)
+
+        def lines(text: str) -> list[logging.LogRecord]:
+            return [
+                r
+                for r in caplog.records
+                if r.name == "tornad_io.redis" and r.levelno >= logging.WARNING and text in r.getMessage()
+            ]
+
+        redis_server.stop()
+        await wait_until(lambda: len(lines("lost")) == 2)  # one per server
+        await redis_server.start()
+        for i in range(3, 6):  # at once: the readers may still be waiting to reconnect
+            pb.emit("n", i)
+        await wait_until(lambda: len(lines("is back")) == 2, timeout=20)
+        for i in range(6, 10):
+            pb.emit("n", i)
+        await node.wait_for(lambda r: r.get("event") == "n" and r["args"][0] == 9)
+        seen = args_of(node, "a", "n")
+        assert [a[0] for a in seen] == list(range(10))  # no gap, no duplicate, in order
+        offsets = [tuple(map(int, a[1].split("-"))) for a in seen]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 10
+        assert len(lines("lost")) == 2 and len(lines("is back")) == 2
+        back = lines("is back")[0].getMessage()
+        assert redis_server.url.rsplit("/", 1)[0] in back and "reading on after socket.io " in back
+        warnings = [r for r in caplog.records if r.name == "tornad_io.redis" and r.levelno >= logging.WARNING]
+        assert len(warnings) == 4, [r.getMessage() for r in warnings]  # nothing else was worth a warning
+    finally:
+        await pa.shutdown(timeout=1)
+        await pb.shutdown(timeout=1)
+        redis_server.stop()

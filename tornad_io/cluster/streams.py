@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .._usercode import spawn
@@ -308,14 +309,25 @@ class RedisStreamsAdapter(EnvelopeAdapter):
         """``XADD`` each entry (one pipeline, in order); their ids, None where one failed."""
         if not entries:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for fields in entries:
-            pipe.xadd(self.stream, fields, maxlen=self.max_len, approximate=True)  # type: ignore[arg-type]
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as error:
-            self._link.failed(f"{self.nsp.name}: adding to the stream {self.stream}", error)
-            return [None] * len(entries)
+        results: list[Any] = []
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for fields in entries:
+                pipe.xadd(self.stream, fields, maxlen=self.max_len, approximate=True)  # type: ignore[arg-type]
+            try:
+                results = await pipe.execute(raise_on_error=False)
+                break
+            except RedisConnectionError as error:
+                # Pooled connections outlive a Redis restart, and a pipeline is not retried on one
+                # (redis-py): the server closed it, so nothing was added. Drop the idle ones, once.
+                if attempt == 0:
+                    await self.client.connection_pool.disconnect(inuse_connections=False)
+                    continue
+                self._link.failed(f"{self.nsp.name}: adding to the stream {self.stream}", error)
+                return [None] * len(entries)
+            except (RedisError, OSError) as error:
+                self._link.failed(f"{self.nsp.name}: adding to the stream {self.stream}", error)
+                return [None] * len(entries)
         ids: list[str | None] = []
         for result in results:
             if isinstance(result, Exception):

@@ -22,7 +22,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tornad_io import Server, Socket
-from tornad_io.cluster import ClusterTimeout, RemoteSocket, redis_streams_adapter
+from tornad_io.cluster import RemoteSocket, redis_streams_adapter
+from tornad_io.cluster.streams import hash_code, stream_for
 
 from .conftest import NODE, ROOT, WAIT, NodeClients, wait_until
 from .test_redis_cluster import free_port, server_binary
@@ -111,13 +112,14 @@ def python_node(url: str, name: str, **recovery: Any) -> tuple[Server, dict[str,
     return io, seen
 
 
-async def node_server(url: str) -> tuple[NodeClients, int]:
+async def node_server(url: str, stream_count: int = 1) -> tuple[NodeClients, int]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         NODE,
         os.path.join(ROOT, "tests", "js", "streams_node.mjs"),
         url,
         str(port),
+        str(stream_count),
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -200,7 +202,10 @@ async def cluster(redis_server: RedisProcess, serve: Any, node: Any) -> Any:
     sids = {}
     for name, port in ports.items():
         node.connect(
-            f"c-{name}", f"http://127.0.0.1:{port}", transports=["websocket"], acks={"question": f"answer from c-{name}"}
+            f"c-{name}",
+            f"http://127.0.0.1:{port}",
+            transports=["websocket"],
+            acks={"question": f"answer from c-{name}"},
         )
         sids[name] = (await node.expect("connect", f"c-{name}"))["sid"]
     await wait_until(lambda: len(seen_a["connections"]) == 1 and len(seen_b["connections"]) == 1)
@@ -377,7 +382,7 @@ async def session_keys(raw: Any) -> list[bytes]:
 async def test_a_client_recovers_on_another_server(cluster: Any, raw: Any, route: str) -> None:
     """Cut off on one server, back on another (Python → Node, Node → Python, Python → Python): same id,
     rooms and data, ``recovered``, and the events it missed in order, once, with their offsets."""
-    node, ports, sids = cluster["node"], cluster["ports"], cluster["sids"]
+    node, ports = cluster["node"], cluster["ports"]
     pa, pb, na, nb = cluster["pa"], cluster["pb"], cluster["na"], cluster["nb"]
     first, then = route.split("-")
     forwarder = Forwarder(ports[first])
@@ -424,7 +429,9 @@ async def test_a_client_recovers_on_another_server(cluster: Any, raw: Any, route
         assert [a[0] for a in news] == [1, 2, 3]  # once each, in order
         offsets = [a[1] for a in news]
         assert all(is_offset(o) for o in offsets)
-        assert [tuple(map(int, o.split("-"))) for o in offsets] == sorted(tuple(map(int, o.split("-"))) for o in offsets)
+        assert [tuple(map(int, o.split("-"))) for o in offsets] == sorted(
+            tuple(map(int, o.split("-"))) for o in offsets
+        )
         assert [a[:-1] for a in args_of(node, "r", "all")] == [[1]]
         assert [a[:-1] for a in args_of(node, "r", "bin")] == [[b"\t\x08"]]
         assert [a[:-1] for a in args_of(node, "r", "to-sid")] == [[1]]
@@ -470,7 +477,10 @@ ENTRY_VECTORS = [
     ("3", '{"packet":{"type":2,"data":["text","hello"]},' + NO_OPTS + "}"),
     ("3", "gqZwYWNrZXSCpHR5cGUCpGRhdGGTo2JpbsQDAQIDpHRhaWykb3B0c4Olcm9vbXOQpmV4Y2VwdJClZmxhZ3OA"),
     ("3", '{"packet":{"type":2,"data":["roomev",{"a":1}]},"opts":{"rooms":["room1"],"except":[],"flags":{}}}'),
-    ("3", '{"packet":{"type":2,"data":["direct",42]},"opts":{"rooms":["6N8YJYpJV484VUAfAAAA"],"except":[],"flags":{}}}'),
+    (
+        "3",
+        '{"packet":{"type":2,"data":["direct",42]},"opts":{"rooms":["6N8YJYpJV484VUAfAAAA"],"except":[],"flags":{}}}',
+    ),
     ("3", '{"packet":{"type":2,"data":["vol",1]},"opts":{"rooms":[],"except":[],"flags":{"volatile":true}}}'),
     ("3", '{"packet":{"type":2,"data":["exc",1]},"opts":{"rooms":[],"except":["room1"],"flags":{}}}'),
     ("4", '{"opts":{"rooms":["6N8YJYpJV484VUAfAAAA"],"except":[],"flags":{}},"rooms":["room2","room3"]}'),
@@ -675,11 +685,13 @@ async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
         node.send(cmd="drop", id="c")
         await wait_until_async(lambda: raw.keys("sio:session:*"), lambda keys: keys == [f"sio:session:{pid}".encode()])
         value = await raw.get(f"sio:session:{pid}")
-        expected_session = SESSION_VECTOR.replace(NODE_SID.encode(), sid.encode()).replace(NODE_PID.encode(), pid.encode())
+        expected_session = SESSION_VECTOR.replace(NODE_SID.encode(), sid.encode()).replace(
+            NODE_PID.encode(), pid.encode()
+        )
         assert base64.b64decode(value) == expected_session and value == base64.b64encode(expected_session)
         assert 115_000 < await raw.pttl(f"sio:session:{pid}") <= 120_000
         sets = monitor.commands("SET")
-        assert sets and sets[-1].endswith(f'"PX" "120000"') and sets[-1].startswith(f'"SET" "sio:session:{pid}" "')
+        assert sets and sets[-1].endswith('"PX" "120000"') and sets[-1].startswith(f'"SET" "sio:session:{pid}" "')
     finally:
         capturing.cancel()
         await listener.aclose()
@@ -804,9 +816,7 @@ async def test_packets_seen_live_without_offset_are_not_replayed(
         await pa.shutdown(timeout=1)
 
 
-async def test_a_failed_restore_leaves_the_session(
-    redis_server: RedisProcess, raw: Any, serve: Any, node: Any
-) -> None:
+async def test_a_failed_restore_leaves_the_session(redis_server: RedisProcess, raw: Any, serve: Any, node: Any) -> None:
     """The reference deletes the session key even when the restore then fails (an offset trimmed
     away, or unknown). Here it stays, and a later attempt with a good offset still recovers; a
     malformed offset costs no Redis command; and two servers restoring one session at once cannot
@@ -905,3 +915,59 @@ async def test_a_redis_restart_costs_no_entry_and_repeats_none(kind: str, serve:
         await pa.shutdown(timeout=1)
         await pb.shutdown(timeout=1)
         redis_server.stop()
+
+
+# -- several streams ---------------------------------------------------------------------------
+
+NAMES = ["/", "/chat", "/admin", "/some-longer-namespace-name", "/ünïcødé", "/emoji-😀", "/" + "x" * 300]
+
+
+def test_stream_names_are_nodes() -> None:
+    """A namespace's stream with stream_count > 1 is the one Node computes (its hashCode, JavaScript's %)."""
+    script = (
+        "const { hashCode } = require('@socket.io/redis-streams-adapter/dist/util');"
+        "const names = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(names.map((n) => [hashCode(n), 'socket.io-' + (hashCode(n) % 4)])));"
+    )
+    result = subprocess.run(
+        [NODE, "-e", script, json.dumps(NAMES)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    expected = json.loads(result.stdout)
+    assert [[hash_code(n), stream_for(n, "socket.io", 4)] for n in NAMES] == expected
+    assert stream_for("/some-longer-namespace-name", "socket.io", 4) == "socket.io--1"  # the spec's example
+    assert stream_for("/chat", "socket.io", 1) == "socket.io"
+
+
+async def test_several_streams(redis_server: RedisProcess, raw: Any, serve: Any, node: Any) -> None:
+    """stream_count=4 next to a Node server with streamCount 4: "/" is on socket.io-3 for both. A namespace
+    whose hash is negative goes to socket.io--1, which Node's servers never read; Python servers read it."""
+    url = redis_server.url
+    io = Server(adapter=redis_streams_adapter(url, stream_count=4), connection_state_recovery=True)
+    other = Server(adapter=redis_streams_adapter(url, stream_count=4), connection_state_recovery=True)
+    odd = "/some-longer-namespace-name"
+    io.of(odd)
+    other.of(odd)
+    server, other_server = await serve(io.routes()), await serve(other.routes())
+    await io.init()
+    await other.init()
+    na, port = await node_server(url, stream_count=4)
+    try:
+        node.connect("py", server.url, transports=["websocket"])
+        node.connect("js", f"http://127.0.0.1:{port}", transports=["websocket"])
+        node.connect("odd", other_server.url + odd, transports=["websocket"])
+        for client in ("py", "js", "odd"):
+            await node.expect("connect", client)
+        io.emit("from-py", 1)
+        na.send(cmd="emit", event="from-js", args=[2])
+        io.of(odd).emit("odd", 3)
+        for client in ("py", "js"):
+            assert is_offset((await node.expect("event", client, event="from-py"))["args"][1])
+            assert is_offset((await node.expect("event", client, event="from-js"))["args"][1])
+        odd_event = await node.expect("event", "odd", event="odd")
+        assert odd_event["args"][0] == 3 and is_offset(odd_event["args"][1])
+        assert await raw.xlen("socket.io-3") == 2 and await raw.xlen("socket.io--1") == 1
+        assert await raw.exists("socket.io") == 0
+    finally:
+        await na.close()
+        await io.shutdown(timeout=1)
+        await other.shutdown(timeout=1)

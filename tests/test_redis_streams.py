@@ -971,3 +971,33 @@ async def test_several_streams(redis_server: RedisProcess, raw: Any, serve: Any,
         await na.close()
         await io.shutdown(timeout=1)
         await other.shutdown(timeout=1)
+
+
+async def test_without_recovery_it_is_a_plain_cluster_adapter(
+    redis_server: RedisProcess, raw: Any, serve: Any, node: Any
+) -> None:
+    """With connection_state_recovery off the servers still share broadcasts through the stream, but
+    their clients get no offsets and no pid (Node's servers with recovery on still give theirs)."""
+    io = Server(adapter=redis_streams_adapter(redis_server.url))
+    seen: list[Socket] = []
+    io.on("connect", seen.append)
+    server = await serve(io.routes())
+    await io.init()
+    na, port = await node_server(redis_server.url)
+    try:
+        node.connect("py", server.url, transports=["websocket"])
+        node.connect("js", f"http://127.0.0.1:{port}", transports=["websocket"])
+        await node.expect("connect", "py")
+        await node.expect("connect", "js")
+        await wait_until(lambda: len(seen) == 1)
+        assert seen[0].pid is None
+        io.emit("e", 1)
+        seen[0].emit("own", 2)
+        assert (await node.expect("event", "py", event="e"))["args"] == [1]
+        assert (await node.expect("event", "py", event="own"))["args"] == [2]
+        js = await node.expect("event", "js", event="e")
+        assert js["args"][0] == 1 and is_offset(js["args"][1])
+        assert await raw.xlen("socket.io") == 1  # a socket's own emit is not written without recovery
+    finally:
+        await na.close()
+        await io.shutdown(timeout=1)

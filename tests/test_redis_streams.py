@@ -4,7 +4,8 @@ Mixed clusters: two Node socket.io 4.8 servers with @socket.io/redis-streams-ada
 with connection state recovery on, and socket.io-client on every server. A client whose connection drops on
 one server recovers on another (through a TCP forwarder that the test points at the next server). The
 entries and keys a Python server writes are compared byte for byte with the ones captured from Node
-(/work/research-csr/SPEC.md §12), and Node's are read back.
+(socket.io 4.8.1 and @socket.io/redis-streams-adapter 0.3.1 on Redis 7.0, read with XRANGE, GET and
+MONITOR), and Node's are read back.
 """
 
 from __future__ import annotations
@@ -467,11 +468,11 @@ async def wait_until_async(probe: Any, check: Any, timeout: float = WAIT) -> Non
         await asyncio.sleep(0.02)
 
 
-# -- the wire, byte for byte (vectors captured from Node: /work/research-csr/SPEC.md §12) ---------------------
+# -- the wire, byte for byte (captured from a run of two Node servers, uids caa2… and b8b9…) -------------------
 
 UID_A, UID_B = "caa2f633e8dfff55", "b8b91fb361904f4d"
 NODE_SID, NODE_PID = "6N8YJYpJV484VUAfAAAA", "uHbnVieXJbh8GFF9AAAB"
-# §12.2: the data field of the stream entries (type 3 unless said), in the order the trace wrote them
+# The data field of the stream entries (type 3 unless said), in the order the trace wrote them
 NO_OPTS = '"opts":{"rooms":[],"except":[],"flags":{}}'
 ENTRY_VECTORS = [
     ("3", '{"packet":{"type":2,"data":["text","hello"]},' + NO_OPTS + "}"),
@@ -493,13 +494,13 @@ XADD_VECTOR = (
     '"{\\"packet\\":{\\"type\\":2,\\"data\\":[\\"text\\",\\"hello\\"]},\\"opts\\":{\\"rooms\\":[],\\"except\\":[],'
     '\\"flags\\":{}}}"'
 )
-# §12.3: the session value (msgpack, before base64)
+# The session value (msgpack, before base64)
 SESSION_VECTOR = bytes.fromhex(
     "84a3736964b4364e38594a59704a563438345655416641414141a3706964b47548626e566965584a6268384746463941414142"
     "a5726f6f6d7393b4364e38594a59704a563438345655416641414141a5726f6f6d31a5726f6f6d32a46461746182a475736572"
     "a5616c696365a16e01"
 )
-# §12.5: PUB/SUB payloads (channel, msgpack)
+# PUB/SUB payloads (channel, msgpack)
 PUBSUB_VECTORS = {
     "broadcast-ack-from-a": (
         "socket.io#/#",
@@ -591,7 +592,7 @@ class Monitor:
 async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
     redis_server: RedisProcess, raw: Any, serve: Any, node: Any, monkeypatch: Any
 ) -> None:
-    """Stream entries, the XADD command, the session key and every PUB/SUB payload, against §12."""
+    """Stream entries, the XADD command, the session key and every PUB/SUB payload, against Node's."""
     ids: list[str] = [UID_A, UID_B]
     monkeypatch.setattr("tornad_io.cluster.envelope.hex_id", lambda: ids.pop(0))
     io_a = Server(adapter=redis_streams_adapter(redis_server.url), connection_state_recovery=True)
@@ -628,7 +629,7 @@ async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
         node.connect("c", server_a.url, transports=["websocket"], acks={"ackFromB": "answer-B-q2"})
         sid = (await node.expect("connect", "c"))["sid"]
         socket = sockets["a"]
-        # the stream entries of §12.2, in the trace's order
+        # the stream entries, in the captured run's order
         io_a.emit("text", "hello")
         io_a.emit("bin", b"\x01\x02\x03", "tail")
         io_a.to("room1").emit("roomev", {"a": 1})
@@ -661,7 +662,7 @@ async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
         assert node.events("c", "bin")[0]["args"] == [b"\x01\x02\x03", "tail", offsets[1]]
         assert node.events("c", "direct")[0]["args"] == [42, offsets[3]]
         assert node.events("c", "vol")[0]["args"] == [1] and node.events("c", "exc") == []
-        # the PUB/SUB payloads of §12.5
+        # the PUB/SUB payloads
         ids.append("b723e9f10e725c35")
         assert await io_a.timeout(1).emit_with_ack("withack", "q1") == [{"echo": ["q1"]}]
         ids.append("20ff2ea31f60ee06")
@@ -679,7 +680,7 @@ async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
         sockets_part = "a7736f636b6574739184a26964b4" + sid.encode().hex() + "a968616e647368616b6589"
         assert sockets_part in answer.hex()  # [{id, handshake: {9 fields, Node's order}, rooms, data}]
         assert msgpack.unpackb(answer)["data"]["sockets"][0]["data"] == {"user": "alice", "n": 1}
-        # the session key of §12.3, when the connection drops
+        # the session key, when the connection drops
         pid = socket.pid
         assert pid is not None
         node.send(cmd="drop", id="c")
@@ -701,7 +702,7 @@ async def test_what_a_python_server_writes_is_nodes_format_byte_for_byte(
 
 
 async def test_entries_written_by_node_are_read(redis_server: RedisProcess, raw: Any, serve: Any, node: Any) -> None:
-    """The §12.2 entries, added as Node wrote them, reach a Python server's client: JSON and base64
+    """The captured entries, added as Node wrote them, reach a Python server's client: JSON and base64
     msgpack (binary), rooms and except, remote joins and leaves, each event with its entry id."""
     io, seen = python_node(redis_server.url, "py:a")
     server = await serve(io.routes())
@@ -773,7 +774,7 @@ async def test_broadcasts_keep_their_order(redis_server: RedisProcess, raw: Any,
 async def test_packets_seen_live_without_offset_are_not_replayed(
     redis_server: RedisProcess, raw: Any, serve: Any, node: Any
 ) -> None:
-    """§12.7: the reference replays volatile packets and packets sent with an ack id (the client got
+    """The reference replays volatile packets and packets sent with an ack id (the client got
     them live, without an offset), the latter without their ack id. Here neither is replayed, whoever
     wrote them."""
     pa, seen = python_node(redis_server.url, "py:a")

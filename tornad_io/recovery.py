@@ -246,8 +246,9 @@ class RecoveringAdapter(Adapter):
         )
 
     def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
-        """Deliver like :meth:`Adapter.broadcast`; an event with no ack that is not volatile
-        also gets an offset (its last argument, for clients that recover) and is kept."""
+        """Deliver like :meth:`Adapter.broadcast <tornad_io.Adapter.broadcast>`; an event with no
+        ack that is not volatile also gets an offset (its last argument, for clients that
+        recover) and is kept."""
         if not carries_offset(packet, opts):
             super().broadcast(packet, opts)
             return
@@ -262,5 +263,9 @@ class RecoveringAdapter(Adapter):
         self.store.persist(sid, pid, rooms, data)
 
     async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
-        """The kept session and the packets it missed, or None (see :meth:`RecoveryStore.restore`)."""
+        """The kept session and the packets it missed, or None.
+
+        A session is restored once; None when it is unknown or expired, or when the
+        offset is no longer kept (the client then starts afresh).
+        """
         return self.store.restore(pid, offset)

@@ -78,9 +78,10 @@ class EnvelopeAdapter(RedisAdapterBase):
     ``{type, data, uid, nsp}``: requests on ``<prefix>#<nsp>#``, replies on the
     requester's ``<prefix>#<nsp>#<uid>#``.
 
-    A format subclasses it and supplies :meth:`_encode_envelope`,
-    :meth:`_cluster_apply`, and what :class:`RedisAdapterBase` asks of a format for
-    the subscription and the plain broadcast.
+    A format subclasses it and supplies ``_encode_envelope`` (the bytes of an
+    envelope on a channel), ``_cluster_apply`` (how a join, leave or disconnect
+    reaches the others), and what :class:`~tornad_io.cluster.RedisAdapterBase`
+    asks of a format for the subscription and the plain broadcast.
     """
 
     def __init__(

@@ -203,8 +203,8 @@ class RedisStreamsAdapter(EnvelopeAdapter):
     async def init(self) -> None:
         """Wait until the subscriptions are in place and the stream reader has its starting point.
 
-        Raises :exc:`ClusterConnectionError`, naming the Redis server, when
-        that takes more than :attr:`connect_timeout` seconds.
+        Raises :exc:`ClusterConnectionError`, naming the Redis server, when that takes
+        more than :attr:`~tornad_io.cluster.RedisAdapterBase.connect_timeout` seconds.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -1002,3 +1002,20 @@ async def test_without_recovery_it_is_a_plain_cluster_adapter(
     finally:
         await na.close()
         await io.shutdown(timeout=1)
+
+
+async def test_init_fails_clearly_without_redis(caplog: Any) -> None:
+    """Nothing listens: ``await io.init()`` gives up after connect_timeout naming the address, and the log
+    says once that it cannot connect."""
+    from tornad_io.cluster import ClusterConnectionError
+
+    caplog.set_level(logging.INFO, logger="tornad_io.redis")
+    port = free_port()
+    io = Server(adapter=redis_streams_adapter(f"redis://127.0.0.1:{port}/0", connect_timeout=1.0))
+    try:
+        with pytest.raises(ClusterConnectionError, match=f"127.0.0.1:{port}"):
+            await io.init()
+        messages = [r.getMessage() for r in caplog.records if r.name == "tornad_io.redis" and r.levelno >= 30]
+        assert len(messages) == 1 and "cannot connect to Redis at" in messages[0]
+    finally:
+        await io.shutdown(timeout=1)

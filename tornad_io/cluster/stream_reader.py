@@ -158,6 +158,9 @@ class StreamReader:
             self._task.cancel()
             self._task = None
             self.link.forget(self)
+            # Started again later (a new server on the same factory), it reads from the stream's end then.
+            self.last.clear()
+            self._ready = None
 
     async def ready(self, timeout: float) -> bool:
         """Wait until every stream has a starting point (the reader is connected)."""

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from tornad_io import Server, Socket
 from tornad_io.cluster import RemoteSocket, redis_streams_adapter
-from tornad_io.cluster.streams import hash_code, stream_for
+from tornad_io.cluster.stream_format import decode_entry, encode_entry, hash_code, stream_for
 
 from .conftest import NODE, ROOT, WAIT, NodeClients, wait_until
 from .test_redis_cluster import free_port, server_binary
@@ -113,7 +113,7 @@ def python_node(url: str, name: str, **recovery: Any) -> tuple[Server, dict[str,
     return io, seen
 
 
-async def node_server(url: str, stream_count: int = 1) -> tuple[NodeClients, int]:
+async def node_server(url: str, stream_count: int = 1, pubsub: str = "") -> tuple[NodeClients, int]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         NODE,
@@ -121,6 +121,7 @@ async def node_server(url: str, stream_count: int = 1) -> tuple[NodeClients, int
         url,
         str(port),
         str(stream_count),
+        pubsub,
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -939,6 +940,16 @@ def test_stream_names_are_nodes() -> None:
     assert stream_for("/chat", "socket.io", 1) == "socket.io"
 
 
+def test_only_plaintext_writes_binary_as_nodes_json_of_a_buffer() -> None:
+    """With only_plaintext (Node's onlyPlaintext) binary is written the way JSON.stringify writes a Buffer."""
+    data = {"packet": {"type": 2, "data": ["bin", b"\x01\x02"]}, "opts": {"rooms": [], "except": [], "flags": {}}}
+    fields = encode_entry(UID_A, "/", 3, data, only_plaintext=True)
+    assert fields["data"] == (
+        '{"packet":{"type":2,"data":["bin",{"type":"Buffer","data":[1,2]}]},"opts":{"rooms":[],"except":[],"flags":{}}}'
+    )
+    assert decode_entry(encode_entry(UID_A, "/", 3, data)) == {"type": 3, "uid": UID_A, "nsp": "/", "data": data}
+
+
 async def test_several_streams(redis_server: RedisProcess, raw: Any, serve: Any, node: Any) -> None:
     """stream_count=4 next to a Node server with streamCount 4: "/" is on socket.io-3 for both. A namespace
     whose hash is negative goes to socket.io--1, which Node's servers never read; Python servers read it."""
@@ -1018,4 +1029,35 @@ async def test_init_fails_clearly_without_redis(caplog: Any) -> None:
         messages = [r.getMessage() for r in caplog.records if r.name == "tornad_io.redis" and r.levelno >= 30]
         assert len(messages) == 1 and "cannot connect to Redis at" in messages[0]
     finally:
+        await io.shutdown(timeout=1)
+
+
+async def test_sharded_pubsub_next_to_node(redis_server: RedisProcess, serve: Any, node: Any) -> None:
+    """use_sharded_pubsub (Node's useShardedPubSub): requests and answers over SPUBLISH/SSUBSCRIBE,
+    servers counted with PUBSUB SHARDNUMSUB."""
+    io = Server(
+        adapter=redis_streams_adapter(redis_server.url, use_sharded_pubsub=True), connection_state_recovery=True
+    )
+
+    @io.on_server_side_emit("ping")
+    def ping(*args: Any) -> str:
+        return "pong from py"
+
+    server = await serve(io.routes())
+    await io.init()
+    na, port = await node_server(redis_server.url, pubsub="sharded")
+    try:
+        node.connect("py", server.url, transports=["websocket"], acks={"question": "py"})
+        node.connect("js", f"http://127.0.0.1:{port}", transports=["websocket"], acks={"question": "js"})
+        sids = {(await node.expect("connect", c))["sid"] for c in ("py", "js")}
+        assert await io.sockets.adapter.server_count() == 2
+        assert {s.id for s in await io.fetch_sockets()} == sids
+        assert await io.server_side_emit_with_ack("ping") == ["pong from node:" + str(port)]
+        assert sorted(await io.timeout(5).emit_with_ack("question")) == ["js", "py"]
+        na.send(cmd="ssemit", event="ping", ack=True, tag="s")
+        assert (await na.expect("ssacked", tag="s"))["responses"] == ["pong from py"]
+        na.send(cmd="emitack", event="question", timeout=5000, tag="q")
+        assert sorted((await na.expect("acked", tag="q"))["responses"]) == ["js", "py"]
+    finally:
+        await na.close()
         await io.shutdown(timeout=1)

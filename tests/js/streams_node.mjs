@@ -1,7 +1,8 @@
 // A Node socket.io 4.8 server with @socket.io/redis-streams-adapter 0.3.1 and connection state recovery,
 // driven by the tests (tests/test_redis_streams.py).
 //
-//   node tests/js/streams_node.mjs <redis-url> <port> [streamCount]   a cluster node on 127.0.0.1:<port>
+//   node tests/js/streams_node.mjs <redis-url> <port> [streamCount] [sharded]   a cluster node on 127.0.0.1:<port>
+//   ("sharded": useShardedPubSub)
 //
 // One JSON command per line on stdin, one JSON report per line on stdout.
 // Commands (rooms select with "to"/"except"; "flags" may hold volatile, local):
@@ -21,7 +22,7 @@ import { createAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 import readline from "node:readline";
 
-const [url, port, streamCount = "1"] = process.argv.slice(2);
+const [url, port, streamCount = "1", pubsub = ""] = process.argv.slice(2);
 const out = (report) => process.stdout.write(JSON.stringify(report) + "\n");
 
 const toWire = (value) => {
@@ -52,7 +53,7 @@ const select = (op, c) => {
 const client = createClient({ url });
 await client.connect();
 const io = new Server({
-  adapter: createAdapter(client, { streamCount: Number(streamCount) }),
+  adapter: createAdapter(client, { streamCount: Number(streamCount), useShardedPubSub: pubsub === "sharded" }),
   connectionStateRecovery: { maxDisconnectionDuration: 60000 },
   pingInterval: 60000,
 });

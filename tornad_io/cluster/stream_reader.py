@@ -21,20 +21,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .._usercode import spawn
+from .stream_format import EntryId, entry_id
 
 if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection
 
 log = logging.getLogger("tornad_io.redis")
-
-#: A stream entry id ``<ms>-<seq>`` as a pair of integers, for comparisons.
-EntryId = tuple[int, int]
-
-
-def entry_id(text: str) -> EntryId:
-    """``"1795613668723-0"`` as ``(1795613668723, 0)`` (ids compare as such, not as text)."""
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def text(value: Any) -> str:

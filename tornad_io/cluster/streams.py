@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import json
-import re
 from typing import TYPE_CHECKING, Any, Callable
 
 import msgpack
@@ -34,95 +32,32 @@ from ..adapter import Adapter, BroadcastOptions
 from ..exceptions import ClusterConnectionError
 from ..recovery import RestoredSession, carries_offset, deliver_with_offset, encode_with_offset
 from ..socketio import codec
-from .base import _dumps, _plain, log, redis_location
+from .base import log, redis_location
 from .envelope import (
     BROADCAST,
-    BROADCAST_ACK,
-    FETCH_SOCKETS_RESPONSE,
-    SERVER_SIDE_EMIT,
-    SERVER_SIDE_EMIT_RESPONSE,
     EnvelopeAdapter,
     encode_options,
     packet_dict,
 )
-from .stream_reader import EntryId, Link, StreamReader, entry_id, text
+from .stream_format import (
+    EntryId,
+    decode_entry,
+    encode_entry,
+    encode_session,
+    entry_id,
+    is_offset,
+    next_offset,
+    reaches,
+    stream_for,
+)
+from .stream_reader import Link, StreamReader, text
 
 if TYPE_CHECKING:
     from ..socketio.namespace import Namespace
 
-_OFFSET = re.compile(r"[0-9]+-[0-9]+")
-# The types whose data Node writes as base64 msgpack when it holds binary (the others are always JSON).
-_MAY_CARRY_BINARY = frozenset(
-    {BROADCAST, FETCH_SOCKETS_RESPONSE, SERVER_SIDE_EMIT, SERVER_SIDE_EMIT_RESPONSE, BROADCAST_ACK}
-)
 _RANGE_COUNT = 1000  # entries per XRANGE while restoring a session
 _RESTORE_ROUNDS = 100  # XRANGE rounds to catch up with what this server delivered meanwhile (Node's bound)
 _BATCH = 256  # XADDs per pipeline
-
-
-# -- the wire ----------------------------------------------------------------------------
-
-
-def hash_code(name: str) -> int:
-    """Java's ``String.hashCode`` over UTF-16 code units, as Node's ``hashCode`` (a signed 32-bit int)."""
-    value = 0
-    units = name.encode("utf-16-le")
-    for i in range(0, len(units), 2):
-        value = (value * 31 + int.from_bytes(units[i : i + 2], "little")) & 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def stream_for(nsp: str, stream_name: str, stream_count: int) -> str:
-    """The stream a namespace writes to: Node's ``computeStreamName`` (JavaScript's ``%``, so the
-    index is negative when the hash is: ``socket.io--1``, which Node's servers never read)."""
-    if stream_count == 1:
-        return stream_name
-    code = hash_code(nsp)
-    index = abs(code) % stream_count
-    return f"{stream_name}-{-index if code < 0 else index}"
-
-
-def encode_entry(uid: str, nsp: str, kind: int, data: Any, only_plaintext: bool = False) -> dict[str, str]:
-    """The fields of a stream entry, in Node's order: ``uid``, ``nsp``, ``type`` and, if there
-    is data, ``data`` (JSON; base64 msgpack for a type that may carry binary and does)."""
-    fields = {"uid": uid, "nsp": nsp, "type": str(kind)}
-    if data:
-        data = _plain(data)
-        if not only_plaintext and kind in _MAY_CARRY_BINARY and codec.has_binary(data):
-            fields["data"] = base64.b64encode(msgpack.packb(data)).decode("ascii")
-        else:
-            fields["data"] = _dumps(data)
-    return fields
-
-
-def decode_entry(fields: dict[str, str]) -> dict[str, Any] | None:
-    """A stream entry as an envelope ``{type, data, uid, nsp}``, or None if it has no namespace."""
-    if not fields.get("nsp"):
-        return None
-    envelope: dict[str, Any] = {"type": int(fields.get("type", "0")), "uid": fields.get("uid"), "nsp": fields["nsp"]}
-    raw = fields.get("data")
-    if raw:
-        envelope["data"] = json.loads(raw) if raw.startswith("{") else msgpack.unpackb(base64.b64decode(raw), raw=False)
-    return envelope
-
-
-def encode_session(sid: str, pid: str, rooms: list[str], data: Any) -> str:
-    """A session as Node keeps it: base64 of msgpack ``{sid, pid, rooms, data}``."""
-    return base64.b64encode(msgpack.packb({"sid": sid, "pid": pid, "rooms": rooms, "data": _plain(data)})).decode()
-
-
-def next_offset(offset: str) -> str:
-    """The smallest id after *offset* (an exclusive start without Redis 6.2's ``(``)."""
-    ms, seq = entry_id(offset)
-    return f"{ms}-{seq + 1}"
-
-
-def _reaches(rooms: list[str], opts: dict[str, Any]) -> bool:
-    """Node's ``shouldIncludePacket``: a socket in *rooms* was among the broadcast's recipients."""
-    selected = opts.get("rooms") or []
-    excluded = opts.get("except") or []
-    joined = set(rooms)
-    return (not selected or not joined.isdisjoint(selected)) and joined.isdisjoint(excluded)
 
 
 class _Outgoing:
@@ -428,7 +363,7 @@ class RedisStreamsAdapter(EnvelopeAdapter):
         should); and the replay ends where this server's live deliveries take over, so
         that nothing comes twice.
         """
-        if self.nsp.server.options.recovery is None or not _OFFSET.fullmatch(offset):
+        if self.nsp.server.options.recovery is None or not is_offset(offset):
             return None
         start = entry_id(offset)
         key = self._session_key(pid)
@@ -517,7 +452,7 @@ class RedisStreamsAdapter(EnvelopeAdapter):
             packet, opts = data.get("packet") or {}, data.get("opts") or {}
             if packet.get("id") is not None or (opts.get("flags") or {}).get("volatile"):
                 continue  # sent live without an offset: replaying it would repeat it
-            if _reaches(rooms, opts):
+            if reaches(rooms, opts):
                 missed.append(encode_with_offset(self.nsp.name, list(packet.get("data") or []), identifier))
         return missed
 

@@ -210,7 +210,7 @@ class BroadcastOptions:
     """Which sockets a broadcast reaches, and how: what the adapter gets from a
     :class:`~tornad_io.BroadcastOperator` chain."""
 
-    __slots__ = ("rooms", "except_rooms", "volatile", "compress", "local", "timeout")
+    __slots__ = ("rooms", "except_rooms", "volatile", "compress", "local", "timeout", "socket_emit")
 
     def __init__(
         self,
@@ -220,6 +220,7 @@ class BroadcastOptions:
         compress: bool = True,
         local: bool = False,
         timeout: float | None = None,
+        socket_emit: bool = False,
     ) -> None:
         #: The rooms selected (any of them); empty means every socket.
         self.rooms = rooms
@@ -233,6 +234,12 @@ class BroadcastOptions:
         self.local = local
         #: Seconds to wait for acknowledgements, or None for no limit.
         self.timeout = timeout
+        #: Set by :meth:`Socket.emit <tornad_io.Socket.emit>` when connection state recovery
+        #: is on: the packet goes to that one socket of this server (so ``local`` is set too)
+        #: and passes through the adapter only to get an offset. An adapter whose packet log
+        #: is shared by the cluster (Redis Streams) still writes it there, as the reference
+        #: does with a socket's own emits, so that another server can replay it.
+        self.socket_emit = socket_emit
 
 
 class Adapter(EventEmitter):

@@ -22,6 +22,10 @@ class ServerOptions:
     """Every tunable of a :class:`tornad_io.Server`, with its default.
 
     Pass any of these as keyword arguments to ``Server(...)``.
+
+    :ivar recovery: The settings of connection state recovery in force (a
+        :class:`~tornad_io.options.RecoveryOptions`, made from
+        ``connection_state_recovery``), or None when recovery is off.
     """
 
     #: URL path the server answers on (reference: ``/socket.io/``).

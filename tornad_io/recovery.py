@@ -41,6 +41,49 @@ RECOVERABLE_REASONS = frozenset(
 )
 
 
+def carries_offset(packet: codec.Packet, opts: BroadcastOptions) -> bool:
+    """Whether a broadcast gets an offset: an event that asks for no acknowledgement and
+    is not volatile (the reference's rule; the others cannot be replayed faithfully)."""
+    return packet.type == codec.EVENT and packet.id is None and not opts.volatile
+
+
+def encode_with_offset(nsp: str, data: list[Any], offset: str, parser: Any = None) -> list[str | bytes]:
+    """The event ``data`` with *offset* appended, as shared Engine.IO messages for a v5 client
+    (in the server's packet format, *parser*; JSON when None)."""
+    from .socketio.client import encode_v5
+
+    if parser is None:
+        return shared(encode_v5(codec.EVENT, nsp, [*data, offset]))
+    return shared(encode_v5(codec.EVENT, nsp, [*data, offset], None, parser))
+
+
+def deliver_with_offset(
+    adapter: Adapter, packet: codec.Packet, opts: BroadcastOptions, offset: str
+) -> list[str | bytes] | None:
+    """Deliver *packet* to the sockets *opts* selects on *adapter*, with *offset* appended
+    as the last argument for the clients that can recover (``supports_recovery``) and
+    without it for the others, each encoding once.
+
+    Returns the encoding with the offset if a recipient took it (what a store may keep),
+    else None. For a packet that :func:`carries_offset`.
+    """
+    data = packet.data
+    with_offset = codec.Packet(codec.EVENT, packet.nsp, [*data, offset])
+    encoded: dict[Any, list[str | bytes]] = {}
+    kept: list[str | bytes] | None = None
+    for socket in adapter.select(opts):
+        packets = encoded.get(socket.encoding)
+        if packets is None:
+            if socket.supports_recovery:
+                packets = kept = socket.encode_packet(with_offset)
+            else:
+                packets = socket.encode_packet(packet)  # no offset for clients that cannot use it
+            encoded[socket.encoding] = packets
+        socket.notify_outgoing(data)
+        socket.write_packets(packets, False)
+    return kept
+
+
 class StoredPacket:
     """One event kept for recovery, with the room selection it was sent to."""
 
@@ -206,31 +249,16 @@ class RecoveringAdapter(Adapter):
         )
 
     def broadcast(self, packet: codec.Packet, opts: BroadcastOptions) -> None:
-        """Deliver like :meth:`tornad_io.Adapter.broadcast`; an event with no ack that is not volatile
-        also gets an offset (its last argument, for clients that recover) and is kept."""
-        if packet.type != codec.EVENT or packet.id is not None or opts.volatile:
+        """Deliver like :meth:`Adapter.broadcast <tornad_io.Adapter.broadcast>`; an event with no
+        ack that is not volatile also gets an offset (its last argument, for clients that
+        recover) and is kept."""
+        if not carries_offset(packet, opts):
             super().broadcast(packet, opts)
             return
         offset = self.store.next_offset()
-        data = packet.data
-        with_offset = codec.Packet(codec.EVENT, packet.nsp, [*data, offset])
-        encoded: dict[Any, list[str | bytes]] = {}
-        kept: list[str | bytes] | None = None
-        for socket in self.select(opts):
-            packets = encoded.get(socket.encoding)
-            if packets is None:
-                if socket.supports_recovery:
-                    packets = kept = socket.encode_packet(with_offset)
-                else:
-                    packets = socket.encode_packet(packet)  # no offset for clients that cannot use it
-                encoded[socket.encoding] = packets
-            socket.notify_outgoing(data)
-            socket.write_packets(packets, False)
+        kept = deliver_with_offset(self, packet, opts, offset)
         if kept is None:
-            from .socketio.client import encode_v5
-
-            parser = self.nsp.server.options.packet_parser
-            kept = shared(encode_v5(codec.EVENT, packet.nsp, with_offset.data, None, parser))
+            kept = encode_with_offset(packet.nsp, packet.data, offset, self.nsp.server.options.packet_parser)
         self.store.keep(offset, kept, opts.rooms, opts.except_rooms)
 
     def persist_session(self, sid: str, pid: str, rooms: list[str], data: Any) -> None:
@@ -238,5 +266,9 @@ class RecoveringAdapter(Adapter):
         self.store.persist(sid, pid, rooms, data)
 
     async def restore_session(self, pid: str, offset: str) -> RestoredSession | None:
-        """The kept session and the packets it missed, or None (see :meth:`RecoveryStore.restore`)."""
+        """The kept session and the packets it missed, or None.
+
+        A session is restored once; None when it is unknown or expired, or when the
+        offset is no longer kept (the client then starts afresh).
+        """
         return self.store.restore(pid, offset)

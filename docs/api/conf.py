@@ -33,6 +33,7 @@ nitpick_ignore_regex = [
 # Internal classes that appear in signatures; the docstrings say what they offer.
 nitpick_ignore = [
     ("py:class", "Client"),
+    ("py:class", "_Shared"),
     ("py:class", "_asyncio.Future"),
     ("py:class", "tornad_io.engineio.legacy_codec.Message"),
     ("py:class", "tornad_io.socketio.socket._TimedEmitter"),

@@ -1,6 +1,8 @@
 """Several server processes as one: Redis adapters in the wire formats of Node's
 ``@socket.io/redis-adapter`` (classic, and sharded for Redis 7), so Python and Node
-servers share a cluster and ``@socket.io/redis-emitter`` emits into it.
+servers share a cluster and ``@socket.io/redis-emitter`` emits into it, and of
+``@socket.io/redis-streams-adapter`` (Redis Streams), with which a client recovers its
+session (connection state recovery) on any server of the cluster.
 
 This is the module to import them from (``from tornad_io.cluster import redis_adapter``);
 :mod:`tornad_io.redis_adapter` is an alias of it kept for code written against earlier
@@ -26,15 +28,18 @@ from ..exceptions import ClusterConnectionError, ClusterTimeout
 from .base import RedisAdapterBase, RemoteSocket
 from .classic import RedisAdapter, encode_broadcast, redis_adapter
 from .sharded import ShardedRedisAdapter, sharded_redis_adapter
+from .streams import RedisStreamsAdapter, redis_streams_adapter
 
 __all__ = [
     "ClusterConnectionError",
     "ClusterTimeout",
     "RedisAdapter",
     "RedisAdapterBase",
+    "RedisStreamsAdapter",
     "RemoteSocket",
     "ShardedRedisAdapter",
     "encode_broadcast",
     "redis_adapter",
+    "redis_streams_adapter",
     "sharded_redis_adapter",
 ]

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from .._usercode import call_user, spawn
 from ..adapter import Adapter, BroadcastOptions, FetchedSocket, RemoteHandshake
 from ..exceptions import ClusterConnectionError, ClusterTimeout
+from ..recovery import carries_offset, deliver_with_offset
 from ..socketio import codec
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class RedisAdapterBase(Adapter):
             try:
                 await self._subscribe(pubsub)
                 if delay > 0.1 and self._connected_once:
-                    log.warning("%s %s: reconnected and subscribed again", self.label, self.nsp.name)
+                    self._connection_restored()
                 delay = 0.1
                 self._connected_once = True
                 self._last_error = None
@@ -289,25 +290,31 @@ class RedisAdapterBase(Adapter):
                 self._ready.clear()
                 self._pubsub = None
                 self._last_error = error
-                if self._connected_once:
-                    log.warning(
-                        "%s %s: connection lost (%s); retrying in %.1fs", self.label, self.nsp.name, error, delay
-                    )
-                else:
-                    log.warning(
-                        "%s %s: cannot connect to Redis at %s (%s); retrying in %.1fs",
-                        self.label,
-                        self.nsp.name,
-                        redis_location(self.client),
-                        error,
-                        delay,
-                    )
+                self._connection_lost(error, delay)
                 try:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except Exception:  # noqa: BLE001 - the connection is gone anyway
                     pass
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _connection_lost(self, error: BaseException, delay: float) -> None:
+        """The subscription failed with *error*; another attempt follows in *delay* seconds."""
+        if self._connected_once:
+            log.warning("%s %s: connection lost (%s); retrying in %.1fs", self.label, self.nsp.name, error, delay)
+        else:
+            log.warning(
+                "%s %s: cannot connect to Redis at %s (%s); retrying in %.1fs",
+                self.label,
+                self.nsp.name,
+                redis_location(self.client),
+                error,
+                delay,
+            )
+
+    def _connection_restored(self) -> None:
+        """The subscription is in place again after a failure."""
+        log.warning("%s %s: reconnected and subscribed again", self.label, self.nsp.name)
 
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         self._start()
@@ -363,9 +370,19 @@ class RedisAdapterBase(Adapter):
 
     # -- what other servers ask ----------------------------------------------------
 
-    def _deliver_remote_broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
-        """Deliver another server's broadcast to the local sockets (and publish nothing)."""
-        Adapter.broadcast(self, codec.Packet(codec.EVENT, self.nsp.name, data), opts)
+    def _deliver_remote_broadcast(self, data: list[Any], opts: BroadcastOptions, offset: str | None = None) -> None:
+        """Deliver another server's broadcast to the local sockets (and publish nothing).
+
+        *offset* is where the cluster transport keeps the message, when it keeps
+        messages (Redis Streams): with connection state recovery on, an event that
+        :func:`~tornad_io.recovery.carries_offset` gets it as its last argument, for
+        the clients that can recover, as on the server that sent it.
+        """
+        packet = codec.Packet(codec.EVENT, self.nsp.name, data)
+        if offset is not None and self.nsp.server.options.recovery is not None and carries_offset(packet, opts):
+            deliver_with_offset(self, packet, opts, offset)
+        else:
+            Adapter.broadcast(self, packet, opts)
 
     def _answer_broadcast_with_ack(
         self, requester: str | None, request_id: str, data: list[Any], opts: BroadcastOptions

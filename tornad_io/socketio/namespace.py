@@ -253,7 +253,11 @@ class Namespace:
         pid, offset = auth.get("pid"), auth.get("offset")
         if not isinstance(pid, str) or not isinstance(offset, str):
             return None
-        restored = await self.adapter.restore_session(pid, offset)
+        try:
+            restored = await self.adapter.restore_session(pid, offset)
+        except Exception:  # noqa: BLE001 - as in the reference: logged, and the client starts afresh
+            log.exception("error while restoring the session of %s", safe_repr(self.name))
+            return None
         if restored is None or restored.sid in self.sockets:
             return None
         socket.id = restored.sid

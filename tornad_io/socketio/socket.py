@@ -432,11 +432,15 @@ class Socket:
             if timeout is not None:
                 timer = asyncio.get_running_loop().call_later(timeout, self._ack_timed_out, ack_id, on_timeout, future)
             self._acks[ack_id] = _PendingAck(callback, future, timer)
-        elif self.pid is not None and not volatile:
-            # Kept for recovery like a broadcast, with its offset: through the adapter.
+        if self.pid is not None:
+            # As in the reference, through the adapter: an emit without ack that is not volatile gets
+            # an offset and is kept for recovery, and every emit keeps its place among broadcasts (an
+            # adapter that publishes before it delivers may hold those back).
             self.nsp.adapter.broadcast(
-                codec.Packet(codec.EVENT, self.nsp.name, data),
-                BroadcastOptions(rooms=frozenset((self.id,)), local=True, compress=compress),
+                codec.Packet(codec.EVENT, self.nsp.name, data, ack_id),
+                BroadcastOptions(
+                    rooms=frozenset((self.id,)), local=True, volatile=volatile, socket_emit=True, compress=compress
+                ),
             )
             return True
         if self._any_outgoing:

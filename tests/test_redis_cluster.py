@@ -416,7 +416,8 @@ async def test_redis_restart_reconnects_and_resubscribes(serve: Any, node: Any, 
         proc.wait(timeout=10)
 
 
-async def test_cluster_example(redis_url: str, node: Any) -> None:
+@pytest.mark.parametrize("adapter", ["classic", "streams"])
+async def test_cluster_example(redis_url: str, node: Any, adapter: str) -> None:
     import sys
 
     ports = [free_port(), free_port()]
@@ -428,6 +429,9 @@ async def test_cluster_example(redis_url: str, node: Any) -> None:
             str(port),
             "--redis",
             redis_url,
+            "--adapter",
+            adapter,
+            *(["--recovery"] if adapter == "streams" else []),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
         )

@@ -8,10 +8,8 @@
 // right one. Then the Sockets and Rooms pages are read from the DOM. Requests that leave 127.0.0.1 (the UI's
 // web fonts and icon font) are refused: the tests run offline. Writes one JSON report on stdout for
 // tests/test_admin_ui.py; screenshots go to OUTPUT_DIR.
-import { chromium } from "playwright-core";
+import { launchChromium, removeProfile } from "./chromium.mjs";
 import { io } from "socket.io-client";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 
 const [url, outputDir, username, password, serverPid] = process.argv.slice(2);
@@ -33,21 +31,7 @@ function client(name) {
 
 const sockets = [await client("ann"), await client("bob")];
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tornad-io-admin-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 800 },
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const context = await launchChromium("admin", { viewport: { width: 1280, height: 800 } });
 context.setDefaultTimeout(WAIT);
 const local = new URL(url).host;
 await context.route(
@@ -141,7 +125,7 @@ try {
   report.exception = String(error && error.stack ? error.stack : error);
 } finally {
   await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  removeProfile(context);
   for (const socket of sockets) socket.disconnect();
 }
 process.stdout.write(JSON.stringify(report) + "\n");

@@ -7,30 +7,14 @@
 // bounded by Playwright's timeout. Writes one JSON report on stdout, with what each page showed, for the
 // Python test (tests/test_chat_demo_browser.py) to check. Screenshots go to OUTPUT_DIR: Bob's page after the
 // first exchange, Ann's after the long word, and the late joiner's (its log scrolled to the top).
-import { chromium } from "playwright-core";
-import fs from "node:fs";
-import os from "node:os";
+import { launchChromium, removeProfile } from "./chromium.mjs";
 import path from "node:path";
 
 const [url, outputDir] = process.argv.slice(2);
 const LONG = "0123456789".repeat(300); // 3 000 characters, no break opportunity
 const WAIT = 15000;
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tornad-io-chat-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 900, height: 760 },
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const context = await launchChromium("chat", { viewport: { width: 900, height: 760 } });
 context.setDefaultTimeout(WAIT);
 
 const report = { responses: [], failed: [], errors: [], console: [] };
@@ -119,6 +103,6 @@ try {
 } finally {
   closing = true;
   await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  removeProfile(context);
 }
 process.stdout.write(JSON.stringify(report) + "\n");

@@ -12,11 +12,8 @@
 // same-origin iframe; xhr-multipart gets an XHR whose multipart requests stream through fetch();
 // flashsocket gets WebSocket.__addTask and a Flash version check that pass, so the client's
 // flashsocket code path runs over the browser's own WebSocket.
-import { chromium } from "playwright-core";
+import { launchChromium, removeProfile } from "./chromium.mjs";
 import readline from "node:readline";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 
 const out = (report) => process.stdout.write(JSON.stringify(report) + "\n");
 
@@ -99,20 +96,7 @@ function start(opts) {
   socket.connect();
 }
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tornad-io-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const context = await launchChromium("legacy");
 const browser = context;
 const pages = new Map();
 
@@ -146,7 +130,7 @@ async function handle(command) {
       break;
     case "exit":
       await browser.close();
-      fs.rmSync(profile, { recursive: true, force: true });
+      removeProfile(context);
       process.exit(0);
   }
 }
@@ -162,7 +146,7 @@ rl.on("line", (line) => {
 rl.on("close", async () => {
   await queue;
   await browser.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  removeProfile(context);
   process.exit(0);
 });
 out({ type: "ready" });

@@ -4,26 +4,10 @@
 //
 // Each page sets document.title to "done: ..." once its socket connected and got an answer, or "failed: ...".
 // Writes one JSON report on stdout: each page's title and the requests it made, with their status.
-import { chromium } from "playwright-core";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { launchChromium, removeProfile } from "./chromium.mjs";
 
 const urls = process.argv.slice(2);
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tornad-io-serve-client-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const context = await launchChromium("serve-client");
 context.setDefaultTimeout(15000);
 const report = { pages: [], errors: [] };
 try {
@@ -45,7 +29,7 @@ try {
   report.exception = String(error && error.stack ? error.stack : error);
 } finally {
   await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  removeProfile(context);
 }
 process.stdout.write(JSON.stringify(report) + "\n");
 process.exit(0);

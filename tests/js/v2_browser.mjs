@@ -13,11 +13,8 @@
 //   {"cmd":"type","id":"p","text":"..."}  types into the page's <input id="t"> and submits <form id="f">
 //   {"cmd":"exit"}
 // Reports also carry {"type":"error","id":..,"message":..} for page errors.
-import { chromium } from "playwright-core";
+import { launchChromium, removeProfile } from "./chromium.mjs";
 import readline from "node:readline";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 
 const out = (report) => process.stdout.write(JSON.stringify(report) + "\n");
 
@@ -86,12 +83,7 @@ function watchLog() {
   }).observe(log, { childList: true });
 }
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), "tornad-io-chromium-v2-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const context = await launchChromium("v2");
 const pages = new Map();
 
 async function newPage(id) {
@@ -129,7 +121,7 @@ async function handle(command) {
       break;
     case "exit":
       await context.close();
-      fs.rmSync(profile, { recursive: true, force: true });
+      removeProfile(context);
       process.exit(0);
   }
 }
@@ -145,7 +137,7 @@ rl.on("line", (line) => {
 rl.on("close", async () => {
   await queue;
   await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  removeProfile(context);
   process.exit(0);
 });
 out({ type: "ready" });

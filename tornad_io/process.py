@@ -113,6 +113,7 @@ class WorkerChannel:
 
     def hand_over(self, owner: int, connection: socket.socket) -> None:
         """Pass *connection* to worker *owner* (closed here once sent)."""
+        log.debug("worker %d: connection handed to worker %d", self.worker.index, owner)
         self._write(b"H" + bytes((owner,)), connection)
 
     def close(self) -> None:
@@ -532,6 +533,7 @@ async def _serve_one(
     servers = list(_servers)
     for server in servers:
         await server.init()
+    log.info("worker %s: listening (pid %d)", "-" if worker is None else worker.index, os.getpid())
     if on_worker_start is not None:
         on_worker_start(worker)
     await stop.wait()

@@ -101,7 +101,8 @@ def serve_processes(args: argparse.Namespace) -> None:
     def started(worker: tornad_io.process.Worker | None) -> None:
         names["name"] = f"python:{args.port}:{os.getpid()}"
         index = worker.index if worker is not None else 0
-        print(f"worker {index} pid {os.getpid()} ready on http://{args.host}:{args.port}", flush=True)
+        line = f"worker {index} pid {os.getpid()} ready on http://{args.host}:{args.port}\n"
+        os.write(sys.stdout.fileno(), line.encode())  # one write per line: the workers share the pipe
 
     tornad_io.serve(
         app,

@@ -165,6 +165,21 @@ async def test_hundred_clients_on_two_workers(cluster: Cluster, node: Any, trans
     assert not [r for r in node.reports if r["type"] in ("disconnect", "connect_error")]
 
 
+async def test_broadcast_acks_rooms_and_disconnects_span_the_workers(cluster: Cluster, node: Any) -> None:
+    count = 20
+    await connect_all(node, cluster.url, {"transports": ["polling"]}, count)
+    assert len(set((await echo_nodes(node, count, "e")).values())) == 2
+    # a broadcast with acks from one worker: every client of both answers
+    node.emit("c0", "ask", "ready?", ack=True, tag="ask")
+    assert (await node.expect("ack", "c0", tag="ask"))["args"] == [count]
+    # sockets_join on every worker, then an emit to the room
+    node.emit("c1", "rally", "everyone")
+    for i in range(count):
+        await node.expect("event", f"c{i}", event="rallied")
+    node.emit("c2", "who", ack=True, tag="who")
+    assert len((await node.expect("ack", "c2", tag="who"))["args"][0]) == count
+
+
 async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(cluster: Cluster, node: Any) -> None:
     count = 20
     await connect_all(node, cluster.url, {"transports": ["polling"], **RECONNECT}, count)

@@ -78,6 +78,17 @@ def make_server(
     def echo(socket: Socket, *args: Any) -> list[Any]:
         return [node_name(), *args]
 
+    @io.on("ask")
+    async def ask(socket: Socket, question: str) -> int:
+        """Ask every client of the cluster (a broadcast with acks); how many answered."""
+        return len(await io.timeout(5).emit_with_ack("question", str(question)[:100]))
+
+    @io.on("rally")
+    def rally(socket: Socket, room: str) -> None:
+        """Put every socket of the cluster in *room*, then emit to the room."""
+        io.sockets_join(str(room))
+        io.to(str(room)).emit("rallied", str(room))
+
     @io.on("who")
     async def who(socket: Socket) -> list[dict[str, Any]]:
         return [{"id": s.id, "node": s.data.get("node")} for s in await io.fetch_sockets()]

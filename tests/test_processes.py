@@ -24,6 +24,7 @@ from tornad_io._worker import OWNER_ALPHABET, owner_of
 from tornad_io.engineio import legacy_codec
 
 from .conftest import ROOT, WAIT
+from .test_redis_cluster import redis_url  # noqa: F401  # the fixture: a fresh Redis and Valkey
 
 CLIENTS = 100
 RECONNECT = {"reconnection": True, "reconnectionDelay": 50, "reconnectionDelayMax": 200}
@@ -72,7 +73,7 @@ class Cluster:
                 pass
 
 
-async def start_cluster(script: str = "cluster", processes: int = 2) -> Cluster:
+async def start_cluster(script: str = "cluster", processes: int = 2, extra: list[str] | None = None) -> Cluster:
     port = free_port()
     log = tempfile.TemporaryFile()  # the server's log, shown if it does not start
     if script == "cluster":
@@ -84,6 +85,7 @@ async def start_cluster(script: str = "cluster", processes: int = 2) -> Cluster:
         *argv,
         "--processes",
         str(processes),
+        *(extra or []),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
@@ -123,6 +125,21 @@ async def connect_all(node: Any, url: str, opts: dict[str, Any], count: int = CL
         node.connect(f"c{i}", url, **opts)
     for i in range(count):
         await node.expect("connect", f"c{i}", timeout=60)
+
+
+async def connect_on_both(node: Any, url: str, opts: dict[str, Any], at_least: int = 20) -> tuple[int, dict[str, str]]:
+    """Connect *at_least* clients, then more (10 at a time, at most 100) until both workers have some:
+    which worker accepts a handshake is the kernel's choice. The count and each client's worker."""
+    await connect_all(node, url, opts, at_least)
+    count, names = at_least, await echo_nodes(node, at_least, "first")
+    while len(set(names.values())) < 2 and count < CLIENTS:
+        for i in range(count, count + 10):
+            node.connect(f"c{i}", url, **opts)
+            await node.expect("connect", f"c{i}", timeout=60)
+        count += 10
+        names = await echo_nodes(node, count, f"more{count}")
+    assert len(set(names.values())) == 2
+    return count, names
 
 
 async def echo_nodes(node: Any, count: int, round: str) -> dict[str, str]:
@@ -166,9 +183,7 @@ async def test_hundred_clients_on_two_workers(cluster: Cluster, node: Any, trans
 
 
 async def test_broadcast_acks_rooms_and_disconnects_span_the_workers(cluster: Cluster, node: Any) -> None:
-    count = 20
-    await connect_all(node, cluster.url, {"transports": ["polling"]}, count)
-    assert len(set((await echo_nodes(node, count, "e")).values())) == 2
+    count, _ = await connect_on_both(node, cluster.url, {"transports": ["polling"]})
     # a broadcast with acks from one worker: every client of both answers
     node.emit("c0", "ask", "ready?", ack=True, tag="ask")
     assert (await node.expect("ack", "c0", tag="ask"))["args"] == [count]
@@ -178,18 +193,34 @@ async def test_broadcast_acks_rooms_and_disconnects_span_the_workers(cluster: Cl
         await node.expect("event", f"c{i}", event="rallied")
     node.emit("c2", "who", ack=True, tag="who")
     assert len((await node.expect("ack", "c2", tag="who"))["args"][0]) == count
+    # disconnect_sockets from one worker closes the clients of both
+    node.emit("c3", "kick")
+    for i in range(count):
+        await node.expect("disconnect", f"c{i}", reason="io server disconnect")
+
+
+async def test_a_redis_adapter_is_used_when_given(redis_url: str, node: Any) -> None:  # noqa: F811 - the fixture
+    """--processes 2 --redis: each worker is a node of the Redis cluster, with a uid of its own."""
+    running = await start_cluster(extra=["--redis", redis_url])
+    try:
+        count, by_client = await connect_on_both(node, running.url, {"transports": ["polling"]})
+        names = set(by_client.values())
+        node.emit("c0", "who", ack=True, tag="who")
+        assert len((await node.expect("ack", "c0", tag="who"))["args"][0]) == count
+        node.emit("c0", "nodes", ack=True, tag="nodes")
+        assert (await node.expect("ack", "c0", tag="nodes"))["args"][0] == sorted(names)
+    finally:
+        await running.stop()
 
 
 async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(cluster: Cluster, node: Any) -> None:
-    count = 20
-    await connect_all(node, cluster.url, {"transports": ["polling"], **RECONNECT}, count)
-    names = await echo_nodes(node, count, "a")
-    victim_index, victim_pid = 0, cluster.pids[0]
+    count, names = await connect_on_both(node, cluster.url, {"transports": ["polling"], **RECONNECT})
+    victim_pid = int(names["c0"].rsplit(":", 1)[1])  # the worker of the first client
+    victim_index = next(index for index, pid in cluster.pids.items() if pid == victim_pid)
     victims = {c for c, name in names.items() if name.endswith(f":{victim_pid}")}
     os.kill(victim_pid, signal.SIGKILL)
     index, pid = await cluster.next_ready()
     assert index == victim_index and pid != victim_pid
-    assert victims  # the kernel gave the killed worker some of the 20
     for client in victims:
         gone = await node.expect("disconnect", client, timeout=WAIT)
         position = next(i for i, r in enumerate(node.reports) if r is gone)

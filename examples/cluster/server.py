@@ -89,6 +89,11 @@ def make_server(
         io.sockets_join(str(room))
         io.to(str(room)).emit("rallied", str(room))
 
+    @io.on("kick")
+    def kick(socket: Socket) -> None:
+        """Disconnect every socket of the cluster."""
+        io.disconnect_sockets()
+
     @io.on("who")
     async def who(socket: Socket) -> list[dict[str, Any]]:
         return [{"id": s.id, "node": s.data.get("node")} for s in await io.fetch_sockets()]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .httpserver import HTTPServer
     from .legacy_server import SocketIOServer
     from .options import ServerOptions, ServerOptionsDict
+    from .process import serve
     from .socketio.broadcast import AckResponses, BroadcastOperator
     from .socketio.namespace import Namespace
     from .socketio.server import Server
@@ -50,6 +51,7 @@ _HOMES = {
     "TornadIOError": ".exceptions",
     "HTTPServer": ".httpserver",
     "SocketIOServer": ".legacy_server",
+    "serve": ".process",
     "ServerOptions": ".options",
     "ServerOptionsDict": ".options",
     "AckResponses": ".socketio.broadcast",
@@ -83,6 +85,7 @@ __all__ = [
     "SocketIOServer",
     "TornadIOError",
     "__version__",
+    "serve",
 ]
 
 

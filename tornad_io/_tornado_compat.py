@@ -251,6 +251,19 @@ def add_accept_handlers(
     return True
 
 
+def close_after_response(connection: Any) -> bool:
+    """Make Tornado's ``HTTP1Connection`` close once the current response is written.
+
+    Called from a delegate's ``headers_received`` (after Tornado's own keep-alive
+    decision); the response then carries ``Connection: close``. False (nothing
+    done) on the public path.
+    """
+    if not PRIVATE_OK or not hasattr(connection, "_disconnect_on_finish"):
+        return False
+    connection._disconnect_on_finish = True
+    return True
+
+
 def finish_once(handler: tornado.web.RequestHandler) -> bool:
     """``handler.finish()`` unless the response is already finished; whether it finished it now."""
     if PRIVATE_OK:

@@ -36,11 +36,20 @@ class SocketIOServer:
     :ivar flash_policy_port: The Flash policy server's port (``flash_policy_port``).
     :ivar flash_policy_file: The policy file to serve (``flash_policy_file``), or None for the packaged one.
     :ivar server_kwargs: The keyword arguments for :class:`tornad_io.HTTPServer`.
+    :ivar processes: How many worker processes serve the port (``processes=``; 0: one per core). With
+        more than one, the constructor forks them and supervises them until SIGTERM or SIGINT
+        (:func:`tornad_io.serve`); the Flash policy server runs in worker 0.
     :ivar http: The ``HTTPServer`` once started, else None.
     :ivar flash: The :class:`~tornad_io.websocket.flash.FlashPolicyServer` once started, if Flash is enabled.
     """
 
-    def __init__(self, application: tornado.web.Application, auto_start: bool = True, **server_kwargs: Any) -> None:
+    def __init__(
+        self,
+        application: tornado.web.Application,
+        auto_start: bool = True,
+        processes: int = 1,
+        **server_kwargs: Any,
+    ) -> None:
         self.application = application
         settings = application.settings
         self.port = int(settings.get("socket_io_port", 8888))
@@ -51,7 +60,11 @@ class SocketIOServer:
         self.server_kwargs = server_kwargs
         self.http: HTTPServer | None = None
         self.flash: FlashPolicyServer | None = None
+        self.processes = processes
         if not auto_start:
+            return
+        if processes != 1:
+            self.serve_processes()
             return
         try:
             asyncio.get_running_loop()
@@ -76,6 +89,23 @@ class SocketIOServer:
             self.flash = FlashPolicyServer(
                 port=self.flash_policy_port, policy_file=self.flash_policy_file, address=self.address
             )
+
+    def serve_processes(self) -> None:
+        """Fork ``processes`` workers on the port and supervise them until SIGTERM or SIGINT."""
+        from ._worker import Worker
+        from .process import serve
+
+        kwargs = dict(self.server_kwargs)
+        kwargs.setdefault("max_http_buffer_size", _largest_body(self.application))
+
+        def started(worker: Worker | None) -> None:
+            log.info("socket.io worker %s listening on port %s", worker.index if worker else 0, self.port)
+            if self.flash_enabled and (worker is None or worker.index == 0):
+                self.flash = FlashPolicyServer(
+                    port=self.flash_policy_port, policy_file=self.flash_policy_file, address=self.address
+                )
+
+        serve(self.application, self.port, self.address, self.processes, on_worker_start=started, **kwargs)
 
     def stop(self) -> None:
         """Stop listening (HTTP and Flash policy); the loop goes on."""

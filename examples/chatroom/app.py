@@ -1,6 +1,6 @@
 """A chatroom where three generations of Socket.IO clients share one room.
 
-    python examples/chatroom/app.py [--port 8888]
+    python examples/chatroom/app.py [--port 8888] [--processes N]
 
 http://localhost:8888/ uses today's client (socket.io-client 4.x, path
 ``/chat/``); http://localhost:8888/v2.html uses socket.io-client 2.x
@@ -68,9 +68,11 @@ def make_app(**settings: Any) -> tornado.web.Application:
 def main() -> None:
     parser = argparse.ArgumentParser(description="tornad_io chatroom (0.6, 2.x and 4.x clients)")
     parser.add_argument("--port", type=int, default=8888)
+    parser.add_argument("--processes", type=int, default=1, help="worker processes on the port (0: one per core)")
     args = parser.parse_args()
     print(f"chatroom on http://localhost:{args.port}/, /v2.html and /legacy.html", flush=True)
-    SocketIOServer(make_app(socket_io_port=args.port, enabled_protocols=["websocket", "xhr-polling", "jsonp-polling"]))
+    app = make_app(socket_io_port=args.port, enabled_protocols=["websocket", "xhr-polling", "jsonp-polling"])
+    SocketIOServer(app, processes=args.processes)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python examples/cluster/server.py --port 8002 --redis redis://127.0.0.1:6379/0
     python examples/cluster/server.py --port 8001 --redis redis://127.0.0.1:6379/0 --adapter streams --recovery
     python examples/cluster/server.py --port 8001      # no --redis: one node, in memory
+    python examples/cluster/server.py --port 8001 --processes 4   # 4 workers on one port, no Redis
 
 ``--adapter`` picks the Redis wire format: ``classic`` (@socket.io/redis-adapter's
 ``createAdapter``, the default), ``sharded`` (its ``createShardedAdapter``) or
@@ -15,6 +16,11 @@ Clients of any node chat together; ``who`` answers with every connected
 socket of the cluster (fetch_sockets across nodes), ``nodes`` with every
 node's name (server-side emit with acks). Node.js socket.io servers with
 @socket.io/redis-adapter on the same Redis join the same cluster.
+
+``--processes N`` (0: one per core) forks N workers on the one port
+(:func:`tornad_io.serve`); each is a node named ``python:PORT:PID``. Without
+``--redis`` they share broadcasts, rooms and fetches through the supervisor;
+with it, through Redis. Each worker prints ``worker I pid P ready``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -49,7 +55,11 @@ def adapter_for(redis_url: str | None, kind: str) -> AdapterFactory | None:
     return cluster.redis_adapter(redis_url)
 
 
-def make_server(redis_url: str | None, name: str, kind: str = "classic", recovery: bool = False) -> Server:
+def make_server(
+    redis_url: str | None, name: str | Callable[[], str], kind: str = "classic", recovery: bool = False
+) -> Server:
+    """The chat server of one node; *name* is the node's name, or what tells it (read per event)."""
+    node_name = name if callable(name) else (lambda: name)
     io = Server(
         adapter=adapter_for(redis_url, kind),
         cors_allowed_origins="*",
@@ -58,11 +68,31 @@ def make_server(redis_url: str | None, name: str, kind: str = "classic", recover
 
     @io.on("connect")
     def connect(socket: Socket) -> None:
-        socket.data["node"] = name
+        socket.data["node"] = node_name()
 
     @io.on("chat")
     def chat(socket: Socket, text: str) -> None:
-        io.emit("chat", {"from": socket.id, "node": name, "text": str(text)[:1000]})
+        io.emit("chat", {"from": socket.id, "node": node_name(), "text": str(text)[:1000]})
+
+    @io.on("echo")
+    def echo(socket: Socket, *args: Any) -> list[Any]:
+        return [node_name(), *args]
+
+    @io.on("ask")
+    async def ask(socket: Socket, question: str) -> int:
+        """Ask every client of the cluster (a broadcast with acks); how many answered."""
+        return len(await io.timeout(5).emit_with_ack("question", str(question)[:100]))
+
+    @io.on("rally")
+    def rally(socket: Socket, room: str) -> None:
+        """Put every socket of the cluster in *room*, then emit to the room."""
+        io.sockets_join(str(room))
+        io.to(str(room)).emit("rallied", str(room))
+
+    @io.on("kick")
+    def kick(socket: Socket) -> None:
+        """Disconnect every socket of the cluster."""
+        io.disconnect_sockets()
 
     @io.on("who")
     async def who(socket: Socket) -> list[dict[str, Any]]:
@@ -70,21 +100,52 @@ def make_server(redis_url: str | None, name: str, kind: str = "classic", recover
 
     @io.on("nodes")
     async def nodes(socket: Socket) -> list[str]:
-        return sorted([name, *await io.server_side_emit_with_ack("name")])
+        return sorted([node_name(), *await io.server_side_emit_with_ack("name")])
 
-    io.on_server_side_emit("name", lambda: name)
+    io.on_server_side_emit("name", node_name)
     return io
 
 
-async def main() -> None:
+def serve_processes(args: argparse.Namespace) -> None:
+    """Fork ``args.processes`` workers on one port; each worker is a node named python:PORT:PID."""
+    import tornad_io
+
+    names = {"name": f"python:{args.port}"}
+    io = make_server(args.redis, lambda: names["name"], args.adapter, args.recovery)
+    app = tornado.web.Application(io.routes())
+
+    def started(worker: tornad_io.process.Worker | None) -> None:
+        names["name"] = f"python:{args.port}:{os.getpid()}"
+        index = worker.index if worker is not None else 0
+        line = f"worker {index} pid {os.getpid()} ready on http://{args.host}:{args.port}\n"
+        os.write(sys.stdout.fileno(), line.encode())  # one write per line: the workers share the pipe
+
+    tornad_io.serve(
+        app,
+        args.port,
+        address=args.host,
+        processes=args.processes,
+        on_worker_start=started,
+        **io.http_server_options(),
+    )
+    print("all workers stopped", flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description="tornad_io cluster node")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis", help="a Redis URL (redis://127.0.0.1:6379/0); without it, one node in memory")
     parser.add_argument("--adapter", choices=ADAPTERS, default="classic", help="the Redis wire format")
     parser.add_argument("--recovery", action="store_true", help="connection state recovery (120 s window)")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes on the port (0: one per core)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return args
+
+
+async def main(args: argparse.Namespace) -> None:
     name = f"python:{args.port}"
     io = make_server(args.redis, name, args.adapter, args.recovery)
     await io.init()
@@ -100,4 +161,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    if arguments.processes != 1:
+        serve_processes(arguments)
+    else:
+        asyncio.run(main(arguments))

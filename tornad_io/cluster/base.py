@@ -493,7 +493,7 @@ class _SharedClientFactory(Generic[AdapterT]):
     :func:`~tornad_io.cluster.sharded_redis_adapter` return: builds the adapter of each
     namespace with one redis-py client, the one given or one made from the URL on first use."""
 
-    __slots__ = ("build", "url", "client")
+    __slots__ = ("build", "url", "client", "given")
 
     def __init__(
         self, build: Callable[[Namespace, aioredis.Redis], AdapterT], url: str, client: aioredis.Redis | None
@@ -501,6 +501,12 @@ class _SharedClientFactory(Generic[AdapterT]):
         self.build = build
         self.url = url
         self.client = client
+        self.given = client is not None
+
+    def after_fork(self) -> None:
+        """In a worker process just forked: a client made from the URL before the fork is made anew."""
+        if not self.given:
+            self.client = None
 
     def __call__(self, nsp: Namespace) -> AdapterT:
         if self.client is None:

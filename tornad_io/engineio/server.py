@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
+from .._worker import owner_prefix
 from ..events import EventEmitter
 from ..exceptions import EngineError
 from ..options import ServerOptions
@@ -277,9 +278,10 @@ class Engine(EventEmitter):
 
     def handshake(self, transport: Transport, info: HandshakeInfo, generation: Generation = ENGINE_IO_4) -> Session:
         """Create and open a session of *generation* on *transport*, then announce it upward."""
-        sid = generation.new_id()
+        owner = owner_prefix()  # the worker that owns the session, under several processes
+        sid = owner + generation.new_id()
         while sid in self.sessions:  # pragma: no cover - 120 random bits
-            sid = generation.new_id()
+            sid = owner + generation.new_id()
         session = generation.session_class(self, sid, transport, info)
         self.sessions[sid] = session
         upgrades = (

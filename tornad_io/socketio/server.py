@@ -65,7 +65,10 @@ class Server:
         #: The options in force (a :class:`~tornad_io.ServerOptions`).
         self.options = ServerOptions.from_kwargs(**options)
         #: What builds the adapter of each namespace (``adapter=``, or :class:`~tornad_io.Adapter`).
-        self.adapter_class: AdapterFactory = adapter or (RecoveringAdapter if self.options.recovery else Adapter)
+        self.adapter_class: AdapterFactory = adapter or (
+            RecoveringAdapter if self.options.recovery else _default_adapter
+        )
+        self._adapter_given = adapter is not None
         #: The Engine.IO layer underneath: sessions, transports, heartbeats.
         self.engine = Engine(self.options, self._on_session)
         self._client_classes: dict[Generation, ClientFactory] = {ENGINE_IO_4: Client, SOCKET_IO_06: LegacyClient}
@@ -74,6 +77,9 @@ class Server:
         self._parents: list[ParentNamespace] = []
         self._new_namespace_listeners: list[Callable[[Namespace], Any]] = []
         self.of("/")
+        from .. import process
+
+        process.register_server(self)
 
     # -- namespaces ------------------------------------------------------------
 
@@ -369,6 +375,26 @@ class Server:
         router.add_rules(self.routes(path))  # Tornado turns the tuples into rules at the end of the list …
         router.rules[:] = router.rules[before:] + router.rules[:before]  # … moved to the front here
 
+    def _check_fork(self) -> None:
+        """Refuse to be served by several processes when that cannot work (called before the fork)."""
+        if self.options.recovery is not None and not self._adapter_given:
+            raise ValueError(
+                "connection state recovery across worker processes needs a cluster adapter that keeps "
+                "messages: pass adapter=redis_streams_adapter(url), or serve one process"
+            )
+
+    def _after_fork(self) -> None:
+        """In a worker just forked: give every namespace a new adapter (a new cluster identity).
+
+        The default adapter becomes the inter-process one; a cluster adapter
+        factory is asked for fresh adapters (and forgets a client made before the fork).
+        """
+        renew = getattr(self.adapter_class, "after_fork", None)
+        if callable(renew):
+            renew()
+        for nsp in list(self._namespaces.values()):
+            nsp.adapter = self.adapter_class(nsp)
+
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Stop gracefully, within *timeout* seconds.
 
@@ -388,3 +414,15 @@ class Server:
                 await asyncio.wait_for(nsp.adapter.close(), timeout)
             except Exception:  # pragma: no cover
                 log.exception("error closing the adapter of %s", nsp.name)
+
+
+def _default_adapter(nsp: Namespace) -> Adapter:
+    """The in-memory adapter, or in a worker of several processes the inter-process one."""
+    from .._worker import current_worker
+
+    worker = current_worker()
+    if worker is None or worker.channel is None:
+        return Adapter(nsp)
+    from ..cluster.local import ProcessAdapter
+
+    return ProcessAdapter(nsp, worker.channel)

@@ -369,9 +369,15 @@ O = ws.Opcode  # noqa: E741
         ),
         (client(0x2, b"\x01") + client(FIN | 0x0, b"\x02"), [(O.BINARY, b"\x01\x02")]),
         # several frames in one read
-        (client(FIN | 0x1, b"a") + client(FIN | 0x2, b"b") + client(FIN | 0x1, b"c"), [(O.TEXT, b"a"), (O.BINARY, b"b"), (O.TEXT, b"c")]),
+        (
+            client(FIN | 0x1, b"a") + client(FIN | 0x2, b"b") + client(FIN | 0x1, b"c"),
+            [(O.TEXT, b"a"), (O.BINARY, b"b"), (O.TEXT, b"c")],
+        ),
         # each frame with its own key
-        (client(FIN | 0x1, b"xy", b"\x00\x00\x00\x00") + client(FIN | 0x1, b"xy", b"\xff\xff\xff\xff"), [(O.TEXT, b"xy"), (O.TEXT, b"xy")]),
+        (
+            client(FIN | 0x1, b"xy", b"\x00\x00\x00\x00") + client(FIN | 0x1, b"xy", b"\xff\xff\xff\xff"),
+            [(O.TEXT, b"xy"), (O.TEXT, b"xy")],
+        ),
     ],
 )
 def test_frame_parser_table(wire: bytes, messages: list[tuple[ws.Opcode, bytes]]) -> None:

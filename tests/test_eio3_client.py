@@ -18,6 +18,7 @@ from tornad_io.engineio.clock import VirtualClock
 from tornad_io.socketio import client as v5_client
 from tornad_io.socketio import eio3_client
 
+from .apps import echo_server as shared_echo_server
 from .conftest import WAIT, start_driver, wait_until
 
 TRANSPORTS: dict[str, dict[str, Any]] = {
@@ -36,25 +37,7 @@ async def v2() -> Any:
 
 
 def echo_server(**options: Any) -> tuple[Server, dict[str, Any]]:
-    io = Server(allow_eio3=True, **options)
-    seen: dict[str, Any] = {"connected": asyncio.Queue(), "disconnected": asyncio.Queue()}
-
-    @io.on("connect")
-    def connect(socket: Socket) -> None:
-        seen["connected"].put_nowait(socket)
-
-    @io.on("disconnect")
-    def disconnect(socket: Socket, reason: str) -> None:
-        seen["disconnected"].put_nowait((socket.id, reason))
-
-    @io.on("echo")
-    async def echo(socket: Socket, *args: Any) -> tuple[Any, ...]:
-        return args
-
-    @io.on("join")
-    def join(socket: Socket, room: str) -> list[str]:
-        socket.join(room)
-        return sorted(socket.rooms)
+    io, seen = shared_echo_server(allow_eio3=True, **options)
 
     @io.on("to-room")
     def to_room(socket: Socket, room: str, *args: Any) -> None:

@@ -18,6 +18,7 @@ from tornad_io.socketio.codec import Packet
 from tornad_io.socketio.msgpack_parser import MsgpackParser
 from tornad_io.socketio.parsers import Decoder
 
+from .apps import echo_server
 from .conftest import WAIT, wait_until
 
 TRANSPORTS = {
@@ -63,25 +64,7 @@ class RecordingParser:
 
 
 def msgpack_server(**options: Any) -> tuple[Server, dict[str, Any]]:
-    io = Server(**options)
-    seen: dict[str, Any] = {"connected": asyncio.Queue(), "disconnected": asyncio.Queue()}
-
-    @io.on("connect")
-    def connect(socket: Socket) -> None:
-        seen["connected"].put_nowait(socket)
-
-    @io.on("disconnect")
-    def disconnect(socket: Socket, reason: str) -> None:
-        seen["disconnected"].put_nowait((socket.id, reason))
-
-    @io.on("echo")
-    async def echo(socket: Socket, *args: Any) -> tuple[Any, ...]:
-        return args
-
-    @io.on("join")
-    def join(socket: Socket, room: str) -> list[str]:
-        socket.join(room)
-        return sorted(socket.rooms)
+    io, seen = echo_server(**options)
 
     @io.on("to-room")
     def to_room(socket: Socket, room: str, text: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from tornad_io import ConnectionRefused, Server, Socket
 
+from .apps import echo_server as shared_echo_server
 from .conftest import WAIT
 
 TRANSPORTS = {
@@ -19,20 +20,7 @@ TRANSPORTS = {
 
 
 def echo_server(**options: Any) -> tuple[Server, dict[str, Any]]:
-    io = Server(**options)
-    seen: dict[str, Any] = {"connected": asyncio.Queue(), "disconnected": asyncio.Queue()}
-
-    @io.on("connect")
-    def connect(socket: Socket) -> None:
-        seen["connected"].put_nowait(socket)
-
-    @io.on("disconnect")
-    def disconnect(socket: Socket, reason: str) -> None:
-        seen["disconnected"].put_nowait((socket.id, reason))
-
-    @io.on("echo")
-    async def echo(socket: Socket, *args: Any) -> tuple[Any, ...]:
-        return args
+    io, seen = shared_echo_server(**options)
 
     @io.on("shout")
     def shout(socket: Socket, *args: Any) -> None:

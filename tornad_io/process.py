@@ -41,10 +41,12 @@ from tornado.netutil import bind_sockets
 
 from . import _tornado_compat as compat
 from . import _worker as worker_state
+from . import forwarding
+from ._logsafe import safe_repr
 from ._worker import MAX_PROCESSES as MAX_PROCESSES
 from ._worker import Worker as Worker
 from ._worker import current_worker as current_worker
-from ._worker import owner_of
+from .forwarding import Forwarder
 from .httpserver import HTTPServer, _accept_with_backoff
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ class WorkerChannel:
     """A worker's end of its ``SOCK_SEQPACKET`` socket to the supervisor.
 
     Messages: ``B<2-byte channel length><channel><payload>`` (a cluster message,
-    relayed to every other worker), ``H<owner>`` with a descriptor (a connection
+    relayed to every other worker), ``H<owner>[<host> <port>]`` with a descriptor (a connection
     for worker *owner*), ``N<count>`` (from the supervisor: the live worker count).
     """
 
@@ -111,10 +113,14 @@ class WorkerChannel:
             return
         self._write(message, None)
 
-    def hand_over(self, owner: int, connection: socket.socket) -> None:
-        """Pass *connection* to worker *owner* (closed here once sent)."""
+    def hand_over(self, owner: int, connection: socket.socket, address: Any = None) -> None:
+        """Pass *connection* to worker *owner* (closed here once sent), with the peer *address*
+        to report (the client's, when a node forwarded the connection; else its own peer)."""
         log.debug("worker %d: connection handed to worker %d", self.worker.index, owner)
-        self._write(b"H" + bytes((owner,)), connection)
+        named = b""
+        if isinstance(address, tuple) and len(address) >= 2:
+            named = f"{address[0]} {int(address[1])}".encode()
+        self._write(b"H" + bytes((owner,)) + named, connection)
 
     def close(self) -> None:
         """Stop reading and close the socket."""
@@ -181,6 +187,10 @@ class WorkerChannel:
                 except OSError:
                     connection.close()
                     continue
+                if len(message) > 1:  # the address the handing worker saw (a forwarded client's)
+                    host, _, port = message[1:].decode(errors="replace").rpartition(" ")
+                    if port.isdigit():
+                        address = (host, int(port))
                 if self.on_connection is None:
                     connection.close()
                 else:
@@ -194,12 +204,18 @@ class ProcessHTTPServer(HTTPServer):
     """:class:`~tornad_io.HTTPServer` for one worker of several: it peeks at each connection's
     request line and hands a connection for another worker's session to that worker."""
 
-    def initialize(  # type: ignore[override]  # adds the channel, keeps the rest
-        self, request_callback: Any, channel: WorkerChannel | None = None, **kwargs: Any
+    def initialize(  # type: ignore[override]  # adds the channel and forwarder, keeps the rest
+        self,
+        request_callback: Any,
+        channel: WorkerChannel | None = None,
+        forwarder: Forwarder | None = None,
+        **kwargs: Any,
     ) -> None:
-        """Called by Tornado's constructor; *channel* is this worker's :class:`WorkerChannel`."""
+        """Called by Tornado's constructor; *channel* is this worker's :class:`WorkerChannel` (several
+        processes), *forwarder* this node's :class:`~tornad_io.forwarding.Forwarder` (several nodes)."""
         super().initialize(request_callback, **kwargs)
         self._channel = channel
+        self._forwarder = forwarder
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         """Tornado's delegate for one request, closing the connection after the response unless it
@@ -212,17 +228,23 @@ class ProcessHTTPServer(HTTPServer):
         def accept(sock: socket.socket, on_connection: Callable[[socket.socket, Any], None]) -> Callable[[], None]:
             route = self._router(on_connection)
             if self._channel is not None:
-                self._channel.on_connection = route
+                self._channel.on_connection = self._router(on_connection, handed=True)
             return _accept_with_backoff(sock, route)
 
         if not compat.add_accept_handlers(self, sockets, accept):
             raise RuntimeError("serving several processes needs the Tornado internals that tornad_io checks")
 
-    def _router(self, on_connection: Callable[[socket.socket, Any], None]) -> Callable[[socket.socket, Any], None]:
+    def _router(
+        self, on_connection: Callable[[socket.socket, Any], None], handed: bool = False
+    ) -> Callable[[socket.socket, Any], None]:
         channel = self._channel
+        forwarder = self._forwarder
+        if channel is None and forwarder is None:
+            return on_connection
+        node = forwarder.node if forwarder is not None else None
 
         def route(connection: socket.socket, address: Any) -> None:
-            if channel is None:
+            if handed:  # from another worker of this node, which has looked already
                 on_connection(connection, address)
                 return
             connection.setblocking(False)
@@ -236,7 +258,12 @@ class ProcessHTTPServer(HTTPServer):
                 if state["timeout"] is not None:
                     io_loop.remove_timeout(state["timeout"])
 
+            def again() -> None:
+                io_loop.remove_handler(fd)  # part of a line: look again shortly
+                io_loop.call_later(0.005, lambda: io_loop.add_handler(fd, check, IOLoop.READ))
+
             def check(*_: Any) -> None:
+                nonlocal address
                 try:
                     head = connection.recv(_PEEK_BYTES, socket.MSG_PEEK)
                 except BlockingIOError:
@@ -245,15 +272,39 @@ class ProcessHTTPServer(HTTPServer):
                     done()
                     connection.close()
                     return
-                if head and b"\n" not in head and len(head) < _PEEK_BYTES and io_loop.time() < deadline:
-                    io_loop.remove_handler(fd)  # part of a line: look again shortly
-                    io_loop.call_later(0.005, lambda: io_loop.add_handler(fd, check, IOLoop.READ))
+                forwarded = head.startswith(forwarding.PREAMBLE)
+                complete = forwarding.preamble_complete(head) if forwarded else b"\n" in head
+                if head and not complete and len(head) < _PEEK_BYTES and io_loop.time() < deadline:
+                    again()
                     return
                 done()
-                owner = owner_of(head)
-                me = channel.worker
-                if owner is not None and 0 <= owner < MAX_PROCESSES and owner != me.index:
-                    channel.hand_over(owner, connection)
+                if forwarded:
+                    found = forwarding.read_preamble(head, node.token) if node is not None else None
+                    if found is None:
+                        log.warning("refused a connection from %s posing as a forwarding node", safe_repr(address))
+                        connection.close()
+                        return
+                    length, address = found
+                    try:
+                        connection.recv(length)  # the forwarding line: peeked, so there in full
+                    except OSError:
+                        connection.close()
+                        return
+                    head = head[length:]
+                tag, owner = worker_state.owner(head)
+                if forwarder is not None and node is not None and tag is not None and tag != node.tag:
+                    if forwarded:  # the owner was named by another node: never forward twice
+                        on_connection(connection, address)
+                    else:
+                        forwarder.forward(connection, address, tag, on_connection)
+                    return
+                if (
+                    channel is not None
+                    and owner is not None
+                    and 0 <= owner < MAX_PROCESSES
+                    and owner != channel.worker.index
+                ):
+                    channel.hand_over(owner, connection, address)
                 else:
                     on_connection(connection, address)
 
@@ -453,7 +504,7 @@ class Supervisor:
             elif kind == b"H" and fds:
                 target = self.slots.get(message[1])
                 if target is not None:
-                    self._send(target, b"H", fds)
+                    self._send(target, b"H" + message[2:], fds)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -468,6 +519,7 @@ def serve(
     address: str = "",
     processes: int = 1,
     on_worker_start: Callable[[Worker | None], Any] | None = None,
+    advertise: str | bool | None = None,
     **server_kwargs: Any,
 ) -> None:
     """Serve the Tornado application *app* on *port* until SIGTERM or SIGINT.
@@ -479,9 +531,18 @@ def serve(
     inter-process adapter (:class:`~tornad_io.cluster.local.ProcessAdapter`), so
     broadcasts, rooms, fetches and server-side emits span the workers; a cluster
     adapter given to a server is used instead, with an identity of its own in
-    each worker. *on_worker_start* is called in each worker (or the single
-    process, with None) once it listens. *server_kwargs* go to
-    :class:`~tornad_io.HTTPServer`. Call it with no event loop running.
+    each worker.
+
+    With *advertise* (``"host:port"`` where the other nodes reach this one, or
+    True for this host's address and *port*), this is one node of several
+    behind a load balancer that needs no sticky sessions: a request for another
+    node's session is forwarded to that node (:mod:`tornad_io.forwarding`). It
+    needs a server with a Redis cluster adapter (classic, sharded or Streams),
+    whose Redis holds the nodes' addresses.
+
+    *on_worker_start* is called in each worker (or the single process, with
+    None) once it listens. *server_kwargs* go to :class:`~tornad_io.HTTPServer`.
+    Call it with no event loop running.
     """
     try:
         asyncio.get_running_loop()
@@ -493,19 +554,44 @@ def serve(
         processes = os.cpu_count() or 1
     if not 1 <= processes <= MAX_PROCESSES:
         raise ValueError(f"processes must be between 0 and {MAX_PROCESSES}, not {processes}")
+    node_address: tuple[str, int] | None = None
+    if advertise:
+        node_address = (
+            (socket.gethostbyname(socket.gethostname()), port)
+            if advertise is True
+            else forwarding.parse_address(str(advertise), port)
+        )
+        if not any(callable(getattr(server.adapter_class, "node_directory", None)) for server in list(_servers)):
+            raise ValueError(
+                "advertise= forwards requests between the nodes of a Redis cluster: give the Server "
+                "adapter=redis_adapter(url) (or sharded_redis_adapter, redis_streams_adapter)"
+            )
+        worker_state.set_node(forwarding.new_node())
     sockets = bind_sockets(port, address=address or None)
-    if processes == 1:
-        asyncio.run(_serve_one(app, sockets, None, None, on_worker_start, server_kwargs))
-        return
+    try:
+        if processes == 1:
+            asyncio.run(_serve_one(app, sockets, None, None, on_worker_start, node_address, server_kwargs))
+            return
+        for server in list(_servers):
+            server._check_fork()
+
+        def run_worker(worker: Worker, sock: socket.socket) -> None:
+            asyncio.run(_serve_one(app, sockets, worker, sock, on_worker_start, node_address, server_kwargs))
+
+        Supervisor(processes, run_worker).run()
+    finally:
+        worker_state.set_node(None)
+        for sock in sockets:
+            sock.close()
+
+
+def _node_directory() -> forwarding.NodeDirectory:
     for server in list(_servers):
-        server._check_fork()
-
-    def run_worker(worker: Worker, sock: socket.socket) -> None:
-        asyncio.run(_serve_one(app, sockets, worker, sock, on_worker_start, server_kwargs))
-
-    Supervisor(processes, run_worker).run()
-    for sock in sockets:
-        sock.close()
+        make = getattr(server.adapter_class, "node_directory", None)
+        if callable(make):
+            directory: forwarding.NodeDirectory = make()
+            return directory
+    raise RuntimeError("no server with a Redis cluster adapter to keep the node directory")
 
 
 async def _serve_one(
@@ -514,31 +600,46 @@ async def _serve_one(
     worker: Worker | None,
     sock: socket.socket | None,
     on_worker_start: Callable[[Worker | None], Any] | None,
+    node_address: tuple[str, int] | None,
     server_kwargs: dict[str, Any],
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    http: HTTPServer
+    channel: WorkerChannel | None = None
     if worker is not None and sock is not None:
-        worker.channel = WorkerChannel(sock, worker)
-        worker.channel.on_lost = stop.set
+        channel = worker.channel = WorkerChannel(sock, worker)
+        channel.on_lost = stop.set
         for server in list(_servers):
             server._after_fork()
-        http = ProcessHTTPServer(app, channel=worker.channel, **server_kwargs)
-    else:
-        http = HTTPServer(app, **server_kwargs)
-    http.add_sockets(sockets)
     servers = list(_servers)
     for server in servers:
         await server.init()
-    log.info("worker %s: listening (pid %d)", "-" if worker is None else worker.index, os.getpid())
+    forwarder: Forwarder | None = None
+    node = worker_state.current_node()
+    if node_address is not None and node is not None:
+        forwarder = Forwarder(_node_directory(), node, node_address)
+        await forwarder.start()  # announced before the first session id naming this node exists
+    http: HTTPServer
+    if channel is not None or forwarder is not None:
+        http = ProcessHTTPServer(app, channel=channel, forwarder=forwarder, **server_kwargs)
+    else:
+        http = HTTPServer(app, **server_kwargs)
+    http.add_sockets(sockets)
+    log.info(
+        "worker %s: listening (pid %d)%s",
+        "-" if worker is None else worker.index,
+        os.getpid(),
+        "" if node is None or node_address is None else f", node {node.tag} at {node_address[0]}:{node_address[1]}",
+    )
     if on_worker_start is not None:
         on_worker_start(worker)
     await stop.wait()
     http.stop()
     for server in list(_servers):
         await server.shutdown()
-    if worker is not None and worker.channel is not None:
-        worker.channel.close()
+    if forwarder is not None:
+        await forwarder.stop()
+    if channel is not None:
+        channel.close()

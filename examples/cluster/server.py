@@ -21,6 +21,12 @@ node's name (server-side emit with acks). Node.js socket.io servers with
 (:func:`tornad_io.serve`); each is a node named ``python:PORT:PID``. Without
 ``--redis`` they share broadcasts, rooms and fetches through the supervisor;
 with it, through Redis. Each worker prints ``worker I pid P ready``.
+
+``--advertise HOST:PORT`` (with ``--redis``) makes the node forward a request
+for another node's session to that node, so a round-robin load balancer with no
+sticky sessions can sit in front of several nodes (docs/cluster.md):
+
+    python examples/cluster/server.py --port 8001 --redis redis://10.0.0.9:6379/0 --advertise 10.0.0.5:8001
 """
 
 from __future__ import annotations
@@ -126,6 +132,7 @@ def serve_processes(args: argparse.Namespace) -> None:
         address=args.host,
         processes=args.processes,
         on_worker_start=started,
+        advertise=args.advertise,
         **io.http_server_options(),
     )
     print("all workers stopped", flush=True)
@@ -140,6 +147,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recovery", action="store_true", help="connection state recovery (120 s window)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--processes", type=int, default=1, help="worker processes on the port (0: one per core)")
+    parser.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        help="forward requests for other nodes' sessions (needs --redis): the address other nodes reach this one at",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return args
@@ -162,7 +174,7 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.processes != 1:
+    if arguments.processes != 1 or arguments.advertise:
         serve_processes(arguments)
     else:
         asyncio.run(main(arguments))

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from .._usercode import call_user, spawn
 from ..adapter import Adapter, BroadcastOptions, FetchedSocket, RemoteHandshake
 from ..exceptions import ClusterConnectionError, ClusterTimeout
+from ..forwarding import RedisNodeDirectory
 from ..recovery import carries_offset, deliver_with_offset
 from ..socketio import codec
 
@@ -493,22 +494,35 @@ class _SharedClientFactory(Generic[AdapterT]):
     :func:`~tornad_io.cluster.sharded_redis_adapter` return: builds the adapter of each
     namespace with one redis-py client, the one given or one made from the URL on first use."""
 
-    __slots__ = ("build", "url", "client", "given")
+    __slots__ = ("build", "url", "client", "given", "prefix")
 
     def __init__(
-        self, build: Callable[[Namespace, aioredis.Redis], AdapterT], url: str, client: aioredis.Redis | None
+        self,
+        build: Callable[[Namespace, aioredis.Redis], AdapterT],
+        url: str,
+        client: aioredis.Redis | None,
+        prefix: str = "socket.io",
     ) -> None:
         self.build = build
         self.url = url
         self.client = client
         self.given = client is not None
+        self.prefix = prefix
 
     def after_fork(self) -> None:
         """In a worker process just forked: a client made from the URL before the fork is made anew."""
         if not self.given:
             self.client = None
 
-    def __call__(self, nsp: Namespace) -> AdapterT:
+    def redis(self) -> aioredis.Redis:
+        """The shared client (made from the URL on first use)."""
         if self.client is None:
             self.client = aioredis.Redis.from_url(self.url)
-        return self.build(nsp, self.client)
+        return self.client
+
+    def node_directory(self) -> RedisNodeDirectory:
+        """Where the nodes of this cluster announce their addresses (forwarding, :func:`tornad_io.serve`)."""
+        return RedisNodeDirectory(self.redis(), self.prefix)
+
+    def __call__(self, nsp: Namespace) -> AdapterT:
+        return self.build(nsp, self.redis())

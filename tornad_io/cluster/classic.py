@@ -297,4 +297,4 @@ def redis_adapter(
     def build(nsp: Namespace, redis: aioredis.Redis) -> RedisAdapter:
         return RedisAdapter(nsp, redis, key, requests_timeout, publish_on_specific_response_channel, connect_timeout)
 
-    return _SharedClientFactory(build, url, client)
+    return _SharedClientFactory(build, url, client, key)

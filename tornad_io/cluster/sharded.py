@@ -135,4 +135,4 @@ def sharded_redis_adapter(
     def build(nsp: Namespace, redis: aioredis.Redis) -> ShardedRedisAdapter:
         return ShardedRedisAdapter(nsp, redis, key, requests_timeout, connect_timeout)
 
-    return _SharedClientFactory(build, url, client)
+    return _SharedClientFactory(build, url, client, key)

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from .._usercode import spawn
 from ..adapter import Adapter, BroadcastOptions
 from ..exceptions import ClusterConnectionError
+from ..forwarding import RedisNodeDirectory
 from ..recovery import RestoredSession, carries_offset, deliver_with_offset, encode_with_offset
 from ..socketio import codec
 from .base import log, redis_location
@@ -76,6 +77,7 @@ class _Shared:
     def __init__(self, url: str, client: aioredis.Redis | None, settings: dict[str, Any]) -> None:
         self.url = url
         self.client = client
+        self.given = client is not None
         self.settings = settings
         self.reader: StreamReader | None = None
         self.link: Link | None = None
@@ -84,6 +86,17 @@ class _Shared:
         if self.client is None:
             self.client = aioredis.Redis.from_url(self.url)
         return self.client
+
+    def after_fork(self) -> None:
+        """In a worker process just forked: what was made from the URL before the fork is made anew."""
+        if not self.given:
+            self.client = None
+        self.reader = None
+        self.link = None
+
+    def node_directory(self) -> RedisNodeDirectory:
+        """Where the nodes of this cluster announce their addresses (forwarding, :func:`tornad_io.serve`)."""
+        return RedisNodeDirectory(self.redis(), self.settings["channel_prefix"])
 
     def ensure(self) -> tuple[StreamReader, Link]:
         if self.reader is None or self.link is None:

@@ -1,7 +1,10 @@
 """This project's benchmark server: ``echo`` (ack the payload), ``join`` (enter a room, ack),
 ``broadcast`` ``{n, room, payload}`` (emit ``bcast`` n times to the room, ack n).
 
-    python benchmarks/server.py --port N [--uvloop] [--recovery]
+    python benchmarks/server.py --port N [--uvloop] [--recovery] [--processes N [--redis URL --advertise]]
+
+With ``--processes`` (or ``--advertise``) it runs under :func:`tornad_io.serve`: N workers on the
+port, and with ``--advertise`` one node of a forwarding cluster (needs ``--redis``).
 """
 
 from __future__ import annotations
@@ -77,10 +80,25 @@ if __name__ == "__main__":
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     parser.add_argument("--redis", help="join a cluster through this Redis (redis://...)")
     parser.add_argument("--recovery", action="store_true", help="connection state recovery on (offsets kept)")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (tornad_io.serve)")
+    parser.add_argument("--advertise", action="store_true", help="forward other nodes' sessions (needs --redis)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.uvloop:
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(args.port, args.redis, args.recovery))
+    if args.processes != 1 or args.advertise:
+        import tornad_io
+
+        application, _io = make_app(args.redis, args.recovery)
+        tornad_io.serve(
+            application,
+            args.port,
+            address="127.0.0.1",
+            processes=args.processes,
+            advertise=f"127.0.0.1:{args.port}" if args.advertise else None,
+            on_worker_start=lambda worker: print("ready", flush=True),
+        )
+    else:
+        asyncio.run(main(args.port, args.redis, args.recovery))

@@ -246,14 +246,25 @@ class Forwarder:
         self._cache[tag] = (None, time.monotonic() + self.gone_for)
 
     def forward(
-        self, connection: socket.socket, address: Any, tag: str, local: Callable[[socket.socket, Any], None]
+        self,
+        connection: socket.socket,
+        address: Any,
+        tag: str,
+        local: Callable[[socket.socket, Any], None],
+        head: bytes = b"",
     ) -> None:
-        """Splice *connection* (accepted from *address*, nothing read yet) to node *tag*; if that node is
-        unknown or gone, serve it with *local* (which answers ``Session ID unknown``)."""
-        asyncio.ensure_future(self._forward(connection, address, tag, local))
+        """Splice *connection* (accepted from *address*, nothing read yet; *head* is what a peek
+        saw of it) to node *tag*; if that node is unknown or gone, serve it with *local* (which
+        answers ``Session ID unknown``)."""
+        asyncio.ensure_future(self._forward(connection, address, tag, local, head))
 
     async def _forward(
-        self, connection: socket.socket, address: Any, tag: str, local: Callable[[socket.socket, Any], None]
+        self,
+        connection: socket.socket,
+        address: Any,
+        tag: str,
+        local: Callable[[socket.socket, Any], None],
+        head: bytes,
     ) -> None:
         record = await self.resolve(tag)
         if record is None:
@@ -274,7 +285,13 @@ class Forwarder:
             return
         self.forwarded += 1
         assert splice.upstream.transport is not None
-        splice.upstream.transport.write(preamble(record.token, address))
+        first = b""
+        if head:  # the bytes a peek saw, sent with the forwarding line: the owner reads both at once
+            try:
+                first = connection.recv(len(head))
+            except OSError:
+                first = b""
+        splice.upstream.transport.write(preamble(record.token, address) + first)
         try:
             await loop.connect_accepted_socket(lambda: splice.downstream, sock=connection)
         except OSError:  # pragma: no cover - the client left at this very moment

@@ -296,7 +296,7 @@ class ProcessHTTPServer(HTTPServer):
                     if forwarded:  # the owner was named by another node: never forward twice
                         on_connection(connection, address)
                     else:
-                        forwarder.forward(connection, address, tag, on_connection)
+                        forwarder.forward(connection, address, tag, on_connection, head)
                     return
                 if (
                     channel is not None

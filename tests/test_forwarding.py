@@ -283,6 +283,51 @@ async def test_three_nodes_behind_round_robin_nginx(redis_url: str, node: Any, w
             await running.stop()
 
 
+async def start_haproxy(workdir: str, nodes: list[ClusterNode]) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    values = {"__LISTEN__": f"127.0.0.1:{port}"}
+    values.update({f"__NODE_{i + 1}__": f"127.0.0.1:{node.port}" for i, node in enumerate(nodes)})
+    cfg = os.path.join(workdir, "haproxy.cfg")
+    with open(cfg, "w") as f:
+        f.write(render("haproxy-cluster.cfg", values))
+    log = os.path.join(workdir, "haproxy.log")
+    with open(log, "wb") as out:  # the documented config logs to standard output
+        proc = await asyncio.create_subprocess_exec(
+            program("haproxy"), "-f", cfg, "-db", stdout=out, stderr=out, start_new_session=True
+        )
+
+    def describe() -> str:
+        with open(log, errors="replace") as f:
+            return f.read()[-2000:]
+
+    await wait_listening(port, proc, describe)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def test_polling_clients_behind_round_robin_haproxy(redis_url: str, node: Any, workdir: str) -> None:
+    nodes = [await start_node(redis_url) for _ in range(3)]
+    haproxy, url = await start_haproxy(workdir, nodes)
+    try:
+        clients = [f"p{i}" for i in range(PER_KIND)]
+        for client in clients:
+            node.connect(client, url, transports=["polling"])
+        for client in clients:
+            await node.expect("connect", client, timeout=60)
+        names = await echo_nodes(node, clients, "h")
+        assert len(set(names.values())) >= 2
+        node.emit("p0", "chat", "through haproxy")
+        for client in clients:
+            await node.expect("event", client, event="chat", timeout=30)
+        assert not [r for r in node.reports if r["type"] in ("disconnect", "connect_error")]
+    finally:
+        await stop(haproxy)
+        for running in nodes:
+            await running.stop()
+    with open(os.path.join(workdir, "haproxy.log"), errors="replace") as f:
+        served_by = set(re.findall(r"tornad_io_nodes/(node\d)", f.read()))
+    assert served_by == {"node1", "node2", "node3"}  # round-robin: every node got requests
+
+
 async def raw_request(port: int, data: bytes) -> bytes:
     """Send *data* on a new connection; everything the server answers until it closes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -127,3 +127,43 @@ async def test_handshake_rate_limit_refills_with_time(serve: Any) -> None:
     clock.advance(1)
     assert (await fetch(url)).code == 200
     assert (await fetch(url)).code == 429
+
+
+async def test_loop_clock_shares_deadline_slots_for_long_timers() -> None:
+    """Timers a second or more ahead run in order, at most one slot late, one loop timer per slot."""
+    from tornad_io.engineio import clock as clocks
+
+    loop = asyncio.get_running_loop()
+    loop_clock = clocks.LoopClock()
+    start = loop.time()
+    ran: list[tuple[int, float]] = []
+    done = asyncio.Event()
+    failures: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: failures.append(context))
+    count = 2000
+    scheduled_before = len(loop._scheduled)  # type: ignore[attr-defined]  # asyncio's own heap, to count timers
+
+    def fire(i: int) -> None:
+        ran.append((i, loop.time()))
+        if i == count - 1:
+            done.set()
+
+    def boom() -> None:
+        raise RuntimeError("a failing timer")
+
+    timers = [loop_clock.call_at(start + 1.0 + i * 0.0001, fire, i) for i in range(count)]  # 0.2 s of deadlines
+    loop_clock.call_at(start + 1.05, boom)
+    for timer in timers[1 : count - 1 : 2]:
+        timer.cancel()  # a cancel is a flag
+    added = len(loop._scheduled) - scheduled_before  # type: ignore[attr-defined]
+    assert added <= 0.2 / clocks.SLOT + 2  # one loop timer per 10 ms slot, not one per timer
+    short = loop_clock.call_later(0.01, lambda: None)  # a short timer is the loop's own handle
+    assert isinstance(short, asyncio.TimerHandle)
+    await asyncio.wait_for(done.wait(), WAIT)
+    loop.set_exception_handler(None)
+    assert [i for i, _ in ran] == [i for i in range(count) if i % 2 == 0 or i == count - 1]
+    for i, at in ran:
+        due = start + 1.0 + i * 0.0001
+        assert due <= at + 1e-6  # never early (loop time)
+        assert at - due < clocks.SLOT + 0.2  # late by a slot, plus what a busy machine adds
+    assert len(failures) == 1 and isinstance(failures[0]["exception"], RuntimeError)

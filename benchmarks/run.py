@@ -69,8 +69,9 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "connect-client": {"clients": 5000, "batch": 100},
         "fanout-latency-1000": {"clients": 1000, "rounds": 5},
         "fanout-latency-5000": {"clients": 5000, "rounds": 5},
-        # clients: connections held by the server; procs: load generator processes; window: idle seconds
-        "idle-100k": {"clients": 100000, "procs": 4, "window": 30},
+        # clients: connections held by the server; procs: load generator processes; window: idle seconds;
+        # per_address: connections per source address, below the 28 232 ephemeral ports of the default range
+        "idle-100k": {"clients": 100000, "procs": 4, "window": 30, "per_address": 20000},
     },
     "smoke": {
         "ws-echo": {"clients": 5, "duration": 0.5},
@@ -83,7 +84,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "connect-client": {"clients": 50, "batch": 25},
         "fanout-latency-1000": {"clients": 20, "rounds": 2},
         "fanout-latency-5000": {"clients": 30, "rounds": 2},
-        "idle-100k": {"clients": 200, "procs": 2, "window": 2},
+        "idle-100k": {"clients": 200, "procs": 2, "window": 2, "per_address": 50},
     },
 }
 LOADGEN = {
@@ -115,8 +116,6 @@ UNITS = {
     "fanout-latency-5000": "deliveries/s (one emit)",
     "idle-100k": "connects/s (with a room join)",
 }
-# Connections per source address in idle-100k: below the 28 232 ephemeral ports of the default range.
-PER_ADDRESS = 20000
 # File descriptors a process keeps beside its connections (listening socket, epoll, pipes, libraries).
 FD_RESERVE = 256
 
@@ -236,7 +235,7 @@ def measure_many(server: str, size: dict[str, Any]) -> dict[str, Any]:
     """idle-100k: many WebSocket connections on one server process, default heartbeats, each client in one room.
 
     The clients are spread over several load generator processes and over the source addresses 127.0.0.2,
-    127.0.0.3, ... (PER_ADDRESS each). Measures the server's RSS growth per connection, its CPU % of one core over
+    127.0.0.3, ... (`per_address` each). Measures the server's RSS growth per connection, its CPU % of one core over
     an idle window of `window` seconds (heartbeats only), and one broadcast to the room: emit -> first, median
     and last delivery. If RLIMIT_NOFILE's hard limit is below what the requested count needs, runs as many
     connections as it allows and says so in the result (`limited_by`).
@@ -264,7 +263,7 @@ def measure_many(server: str, size: dict[str, Any]) -> dict[str, Any]:
         for i, share in enumerate(shares):
             heap = ["--max-old-space-size=4096"] if share > 20000 else []
             args = ["node", *heap, os.path.join(HERE, "loadgen.mjs"), "idle-many", "--port", str(port)]
-            args += ["--clients", str(share), "--offset", str(offset), "--per-address", str(PER_ADDRESS)]
+            args += ["--clients", str(share), "--offset", str(offset), "--per-address", str(size["per_address"])]
             args += ["--timeout", str(int(timeout)), "--wait", "60"] + (["--driver"] if i == 0 else [])
             offset += share
             gens.append(

@@ -251,7 +251,9 @@ async function mixed() {
   let resolveAll;
   const all = new Promise((r) => (resolveAll = r));
   const counts = new Map();
+  let first = 0n;
   const count = (ws, n) => {
+    if (!first) first = process.hrtime.bigint();
     const total = counts.get(ws) + n;
     counts.set(ws, total);
     if (total === messages) {
@@ -298,7 +300,12 @@ async function mixed() {
   const seconds = Number(last - start) / 1e9;
   subscribers.forEach((ws) => ws.terminate());
   driver.terminate();
-  return { rate: (clients * messages) / seconds, last_delivery_ms: seconds * 1000, count: clients * messages };
+  return {
+    rate: (clients * messages) / seconds,
+    first_delivery_ms: Number(first - start) / 1e6,
+    last_delivery_ms: seconds * 1000,
+    count: clients * messages,
+  };
 }
 
 async function idle() {

@@ -66,7 +66,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "mixed-1000": {"clients": 1000, "messages": 20},
         "idle": {"clients": 10000},
         "cluster-1000": {"clients": 1000, "messages": 10},
-        "connect-client": {"clients": 5000, "batch": 100},
+        "connect-client": {"clients": 5000, "inflight": 100},
         "fanout-latency-1000": {"clients": 1000, "rounds": 5},
         "fanout-latency-5000": {"clients": 5000, "rounds": 5},
         # clients: connections held by the server; procs: load generator processes; window: idle seconds;
@@ -81,7 +81,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "mixed-1000": {"clients": 20, "messages": 3},
         "idle": {"clients": 50},
         "cluster-1000": {"clients": 20, "messages": 3},
-        "connect-client": {"clients": 50, "batch": 25},
+        "connect-client": {"clients": 50, "inflight": 25},
         "fanout-latency-1000": {"clients": 20, "rounds": 2},
         "fanout-latency-5000": {"clients": 30, "rounds": 2},
         "idle-100k": {"clients": 200, "procs": 2, "window": 2, "per_address": 50},

@@ -474,12 +474,16 @@ async function fanoutLatency() {
 
 // One share of the idle-100k scenario (run.py starts several of these): `clients` WebSocket clients that join the
 // room "all" and answer the server's heartbeats, spread over the source addresses 127.0.0.2, 127.0.0.3, ...
-// (`per-address` each, counted from `offset`, so that no address runs out of ephemeral ports). Prints
+// (`per-address` each, counted from `offset`, so that no address runs out of ephemeral ports). A socket bound to a
+// source address before it connects takes a port that no other socket on that address holds, TIME_WAIT ones
+// included, so run.py starts each measurement at a fresh `address-base` (the n-th address is
+// 127.0.<n / 250>.<2 + n % 250>): the previous measurement's closed connections still hold their ports. Prints
 // {"phase": "connected"}; on a line on stdin, the --driver share emits one broadcast to the room and every share
 // prints its receipt times (milliseconds on the shared monotonic clock); on the next line all close.
 async function idleMany() {
   const offset = Number(opt("offset", 0));
   const perAddress = Number(opt("per-address", 20000));
+  const addressBase = Number(opt("address-base", 0));
   const batch = Number(opt("batch", 100));
   const wait = Number(opt("wait", 60)) * 1000;
   const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -487,7 +491,8 @@ async function idleMany() {
   let allReceived = null;
   const startedMs = nowMs();
   const sockets = await inBatches(clients, batch, async (i) => {
-    const address = `127.0.0.${2 + Math.floor((offset + i) / perAddress)}`;
+    const n = addressBase + Math.floor((offset + i) / perAddress);
+    const address = `127.0.${Math.floor(n / 250)}.${2 + (n % 250)}`;
     const ws = await connectWs(
       (w, text) => {
         if (typeof text !== "string") return;

@@ -118,6 +118,9 @@ UNITS = {
 }
 # File descriptors a process keeps beside its connections (listening socket, epoll, pipes, libraries).
 FD_RESERVE = 256
+# idle-100k's next source address (loadgen.mjs: the n-th is 127.0.<n / 250>.<2 + n % 250>): each measurement takes
+# fresh ones, as the previous one's closed connections hold their ports in TIME_WAIT for a minute.
+_next_address = 0
 
 
 def free_port() -> int:
@@ -240,6 +243,7 @@ def measure_many(server: str, size: dict[str, Any]) -> dict[str, Any]:
     and last delivery. If RLIMIT_NOFILE's hard limit is below what the requested count needs, runs as many
     connections as it allows and says so in the result (`limited_by`).
     """
+    global _next_address
     requested = int(size["clients"])
     limit = raise_nofile(requested + FD_RESERVE)
     count = min(requested, limit - FD_RESERVE)
@@ -260,10 +264,13 @@ def measure_many(server: str, size: dict[str, Any]) -> dict[str, Any]:
         timeout = 120 + count / 100 + window + 60
         shares = [count // procs + (1 if i < count % procs else 0) for i in range(procs)]
         offset = 0
+        base = _next_address
+        _next_address += -(-count // int(size["per_address"]))
         for i, share in enumerate(shares):
             heap = ["--max-old-space-size=4096"] if share > 20000 else []
             args = ["node", *heap, os.path.join(HERE, "loadgen.mjs"), "idle-many", "--port", str(port)]
             args += ["--clients", str(share), "--offset", str(offset), "--per-address", str(size["per_address"])]
+            args += ["--address-base", str(base)]
             args += ["--timeout", str(int(timeout)), "--wait", "60"] + (["--driver"] if i == 0 else [])
             offset += share
             gens.append(
@@ -387,60 +394,19 @@ def fmt(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=list(SIZES), default="full")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--only", help="comma-separated scenarios")
-    parser.add_argument("--servers", help="comma-separated servers")
-    parser.add_argument("--output", default=os.path.join(HERE, "results", "latest"))
-    args = parser.parse_args()
-    if not shutil.which("node"):
-        sys.exit("node is required (Node.js 18+), and `npm ci` at the repository root")
-    if not os.path.isdir(os.path.join(ROOT, "node_modules", "socket.io")):
-        sys.exit("run `npm ci` at the repository root first (socket.io and ws are needed)")
-    raise_nofile(65536)
-    scenarios = args.only.split(",") if args.only else list(SIZES[args.size])
-    servers = args.servers.split(",") if args.servers else list(DEFAULT_SERVERS)
-    if "bun socket.io" in servers and not bun_runs():
-        # the only reason to leave Bun out: its binary (the `bun` npm package) cannot run on this machine
-        print(f"{BUN} --version failed: bun socket.io left out (run `npm ci`)", file=sys.stderr)
-        servers.remove("bun socket.io")
-    raw: dict[str, dict[str, list[dict[str, Any]]]] = {s: {v: [] for v in servers} for s in scenarios}
-    for rep in range(args.reps):
-        for scenario in scenarios:
-            order = servers[rep % len(servers) :] + servers[: rep % len(servers)]  # alternate who goes first
-            for server in order:
-                if server in ECHO_ONLY and scenario != "ws-echo":
-                    continue
-                if scenario in ONLY_OURS and not server.startswith("tornad_io"):
-                    continue
-                if scenario in ONLY_PEERS and not (server.startswith("tornad_io") or server in PEERS):
-                    continue
-                if scenario in CLUSTER and (server not in CLUSTER_SERVERS or not shutil.which("redis-server")):
-                    continue
-                try:
-                    result = measure(server, scenario, SIZES[args.size][scenario])
-                except Exception as error:  # noqa: BLE001 - recorded in the table
-                    result = {"error": repr(error)}
-                raw[scenario][server].append(result)
-                print(
-                    f"rep {rep + 1} {scenario:12} {server:28} {json.dumps(result)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+def render(raw: dict[str, dict[str, list[dict[str, Any]]]], size: str, reps: int) -> str:
+    """The Markdown table of medians, with ratios of this project to Node, Bun and python-socketio on Tornado."""
+    scenarios = list(raw)
+    servers = list(next(iter(raw.values()), {}))
 
     def median(scenario: str, server: str, key: str) -> float | None:
         values = [r[key] for r in raw[scenario][server] if key in r]
         return statistics.median(values) if values else None
 
-    ratio_peers = {
-        "node socket.io": "node",
-        "bun socket.io": "bun",
-        "python-socketio (tornado)": "python-socketio (tornado)",
-    }
+    names = {"node socket.io": "node", "bun socket.io": "bun", "python-socketio (tornado)": "python-socketio (tornado)"}
+    ratio_peers = {server: name for server, name in names.items() if server in servers}
     lines = [
-        f"Size `{args.size}`, {args.reps} repetition(s), {time.strftime('%Y-%m-%d')}; medians; ratio = this project ÷ peer.",
+        f"Size `{size}`, {reps} repetition(s), {time.strftime('%Y-%m-%d')}; medians; ratio = this project ÷ peer.",
         "",
         "| scenario | metric | "
         + " | ".join(servers)
@@ -476,7 +442,61 @@ def main() -> None:
         lines.append(f"| {scenario} | {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     limited = sorted({r["limited_by"] for s in raw for v in raw[s] for r in raw[s][v] if "limited_by" in r})
     lines += [f"\nidle-100k: {note}" for note in limited]
-    table = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=list(SIZES), default="full")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated scenarios")
+    parser.add_argument("--servers", help="comma-separated servers")
+    parser.add_argument("--output", default=os.path.join(HERE, "results", "latest"))
+    parser.add_argument("--render", metavar="JSON", help="only write the table (--output .md) of saved raw figures")
+    args = parser.parse_args()
+    if args.render:
+        with open(args.render) as file:
+            table = render(json.load(file), args.size, args.reps)
+        print(table)
+        with open(args.output + ".md", "w") as file:
+            file.write(table + "\n")
+        return
+    if not shutil.which("node"):
+        sys.exit("node is required (Node.js 18+), and `npm ci` at the repository root")
+    if not os.path.isdir(os.path.join(ROOT, "node_modules", "socket.io")):
+        sys.exit("run `npm ci` at the repository root first (socket.io and ws are needed)")
+    raise_nofile(65536)
+    scenarios = args.only.split(",") if args.only else list(SIZES[args.size])
+    servers = args.servers.split(",") if args.servers else list(DEFAULT_SERVERS)
+    if "bun socket.io" in servers and not bun_runs():
+        # the only reason to leave Bun out: its binary (the `bun` npm package) cannot run on this machine
+        print(f"{BUN} --version failed: bun socket.io left out (run `npm ci`)", file=sys.stderr)
+        servers.remove("bun socket.io")
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {s: {v: [] for v in servers} for s in scenarios}
+    for rep in range(args.reps):
+        for scenario in scenarios:
+            order = servers[rep % len(servers) :] + servers[: rep % len(servers)]  # alternate who goes first
+            for server in order:
+                if server in ECHO_ONLY and scenario != "ws-echo":
+                    continue
+                if scenario in ONLY_OURS and not server.startswith("tornad_io"):
+                    continue
+                if scenario in ONLY_PEERS and not (server.startswith("tornad_io") or server in PEERS):
+                    continue
+                if scenario in CLUSTER and (server not in CLUSTER_SERVERS or not shutil.which("redis-server")):
+                    continue
+                try:
+                    result = measure(server, scenario, SIZES[args.size][scenario])
+                except Exception as error:  # noqa: BLE001 - recorded in the table
+                    result = {"error": repr(error)}
+                raw[scenario][server].append(result)
+                print(
+                    f"rep {rep + 1} {scenario:12} {server:28} {json.dumps(result)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    table = render(raw, args.size, args.reps)
     print(table)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output + ".md", "w") as file:

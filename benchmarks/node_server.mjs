@@ -1,4 +1,5 @@
 // Node socket.io 4.8 with the benchmark's three handlers: node benchmarks/node_server.mjs --port N
+import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
@@ -14,7 +15,9 @@ if (redis) {
   await Promise.all([pub.connect(), sub.connect()]);
   options.adapter = createAdapter(pub, sub);
 }
-const io = new Server(port, options);
+const httpServer = createServer();
+const io = new Server(httpServer, options);
+httpServer.listen(port, "127.0.0.1"); // loopback only, like the other benchmark servers
 io.on("connection", (socket) => {
   socket.on("echo", (payload, ack) => ack(payload));
   socket.on("join", (room, ack) => {

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tornado.web  # noqa: E402
 
-from tornad_io import Server, Socket  # noqa: E402
+from tornad_io import HTTPServer, Server, Socket  # noqa: E402
 from tornad_io.socket_io import SocketIOHandler  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def make_app(redis: str | None = None, recovery: bool = False) -> tuple[tornado.
 async def main(port: int, redis: str | None = None, recovery: bool = False) -> None:
     app, io = make_app(redis, recovery)
     await io.init()
-    app.listen(port, address="127.0.0.1")
+    HTTPServer(app, **io.http_server_options()).listen(port, address="127.0.0.1")  # as docs/deployment.md says
     await asyncio.Event().wait()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket as pysocket
 from typing import Any
 
@@ -353,3 +354,38 @@ async def test_slow_headers_and_idle_connections_are_closed(serve: Any) -> None:
         b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab"
     )
     await asyncio.wait_for(stream.read_until_close(), WAIT)
+
+
+def _server_side_nodelay(client_port: int) -> int | None:
+    """TCP_NODELAY of this process's socket whose peer is 127.0.0.1:*client_port* (the server's end)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = pysocket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if sock.family == pysocket.AF_INET and sock.type == pysocket.SOCK_STREAM:
+                if sock.getpeername() == ("127.0.0.1", client_port):
+                    return sock.getsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_NODELAY)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return None
+
+
+@pytest.mark.parametrize("path", ["/socket.io/?EIO=4&transport=websocket", "/socket.io/?EIO=3&transport=websocket"])
+async def test_websocket_connections_keep_nagle_off(serve: Any, path: str) -> None:
+    """After the upgrade, frames leave at once: Tornado turns Nagle back on when the 101 finishes."""
+    io = Server(allow_eio3=True)
+    running = await serve(io.routes(), **io.http_server_options())
+    ws = await websocket_connect(f"ws://127.0.0.1:{running.port}{path}")
+    try:
+        assert (await asyncio.wait_for(ws.read_message(), WAIT) or "")[:1] == "0"  # the open packet
+        ws.write_message("40")
+        assert (await asyncio.wait_for(ws.read_message(), WAIT) or "").startswith("40")
+        stream = ws.protocol.stream  # type: ignore[union-attr]
+        client_port = stream.socket.getsockname()[1]
+        assert _server_side_nodelay(client_port) == 1
+    finally:
+        ws.close()

@@ -387,6 +387,11 @@ class Adapter(EventEmitter):
             if not excluded:
                 return list(sockets.values())
             return [socket for sid, socket in sockets.items() if sid not in excluded]
+        if len(opts.rooms) == 1 and not excluded:  # one room (the common case): no dedup needed
+            members = self.rooms.get(next(iter(opts.rooms)))
+            if not members:
+                return []
+            return [socket for socket in map(sockets.get, members) if socket is not None]
         selected: list[Socket] = []
         seen: set[str] = set()
         for room in opts.rooms:

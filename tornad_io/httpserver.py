@@ -31,6 +31,11 @@ _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 _FIRST_PAUSE = 0.05
 _MAX_PAUSE = 1.0
 _BATCH = 128  # connections accepted per wake-up, as Tornado's own handler
+#: The listen backlog of :meth:`tornad_io.HTTPServer.listen` and :func:`tornad_io.serve` (Tornado's default is 128;
+#: Node's 511, Bun's 512). A reconnect storm overflows a short accept queue: each dropped SYN is retried
+#: by the client's kernel after a second (measured: p99 connect time 1.1 s with 128 under
+#: benchmarks/run.py's connect-client). The kernel caps it at net.core.somaxconn.
+BACKLOG = 1024
 
 
 def http_server_options(
@@ -71,6 +76,30 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         """Start accepting on *sockets* (see Tornado's ``TCPServer.add_sockets``)."""
         if not compat.add_accept_handlers(self, sockets, _accept_with_backoff):
             super().add_sockets(sockets)  # Tornado's accept loop, without the back-off
+
+    def listen(
+        self,
+        port: int,
+        address: str | None = None,
+        family: socket.AddressFamily = socket.AF_UNSPEC,
+        backlog: int = BACKLOG,
+        flags: int | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """Tornado's ``TCPServer.listen`` with a listen backlog of :data:`~tornad_io.httpserver.BACKLOG` by default."""
+        super().listen(port, address, family, backlog, flags, reuse_port)
+
+    def bind(
+        self,
+        port: int,
+        address: str | None = None,
+        family: socket.AddressFamily = socket.AF_UNSPEC,
+        backlog: int = BACKLOG,
+        flags: int | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """Tornado's ``TCPServer.bind`` with a listen backlog of :data:`~tornad_io.httpserver.BACKLOG` by default."""
+        super().bind(port, address, family, backlog, flags, reuse_port)
 
 
 def _accept_with_backoff(sock: socket.socket, callback: Callable[[socket.socket, Any], None]) -> Callable[[], None]:

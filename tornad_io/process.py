@@ -47,7 +47,7 @@ from ._worker import MAX_PROCESSES as MAX_PROCESSES
 from ._worker import Worker as Worker
 from ._worker import current_worker as current_worker
 from .forwarding import Forwarder
-from .httpserver import HTTPServer, _accept_with_backoff
+from .httpserver import BACKLOG, HTTPServer, _accept_with_backoff
 
 if TYPE_CHECKING:
     from .socketio.server import Server
@@ -567,7 +567,7 @@ def serve(
                 "adapter=redis_adapter(url) (or sharded_redis_adapter, redis_streams_adapter)"
             )
         worker_state.set_node(forwarding.new_node())
-    sockets = bind_sockets(port, address=address or None)
+    sockets = bind_sockets(port, address=address or None, backlog=BACKLOG)
     try:
         if processes == 1:
             asyncio.run(_serve_one(app, sockets, None, None, on_worker_start, node_address, server_kwargs))

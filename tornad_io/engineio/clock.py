@@ -93,9 +93,9 @@ class _Slots:
 class LoopClock:
     """The running asyncio loop's clock (the default).
 
-    Timers due at least :data:`COARSE_AFTER` seconds ahead (heartbeats, ping
+    Timers due at least :data:`~tornad_io.engineio.clock.COARSE_AFTER` seconds ahead (heartbeats, ping
     and connect timeouts: one or two per connection) share deadline slots of
-    :data:`SLOT` seconds: one loop timer per slot rather than one per timer,
+    :data:`~tornad_io.engineio.clock.SLOT` seconds: one loop timer per slot rather than one per timer,
     and a cancel is a flag, not a heap entry left behind. With 100 000
     connections and the default 25 s ping interval that is about 2 500 loop
     timers in flight instead of 200 000, and no per-timer context copy. Such a
@@ -112,7 +112,8 @@ class LoopClock:
         return asyncio.get_running_loop().time()
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
-        """``loop.call_at``, or a shared deadline slot for a timer :data:`COARSE_AFTER` s ahead or more."""
+        """``loop.call_at``; a timer :data:`~tornad_io.engineio.clock.COARSE_AFTER` s ahead or more
+        goes to a shared deadline slot."""
         loop = asyncio.get_running_loop()
         if when - loop.time() < COARSE_AFTER:
             return loop.call_at(when, callback, *args)

@@ -29,6 +29,10 @@ What each private name is for, and its fallback:
 - ``TCPServer._sockets``, ``_handlers``, ``_handle_connection``: an accept loop
   that backs off when descriptors run out (:func:`add_accept_handlers`).
   Fallback: False, and the caller uses Tornado's ``add_sockets`` (no back-off).
+- ``httputil._DEFAULT_PARSE_BODY_CONFIG`` (Tornado 6.5.5 and later): the most
+  query fields a request may have (:func:`query_field_limit`), which the lean
+  polling path checks before it splits a plain query itself. Fallback: 0, and
+  every query is parsed by Tornado's ``HTTPServerRequest``.
 - ``RequestHandler._finished``: :func:`finish_once`. Fallback: ``finish()``,
   catching its "finish() called twice" error.
 - ``RequestHandler._request_summary``, ``_cross_origin_protection`` (hooks
@@ -45,6 +49,7 @@ import socket
 from typing import Any, Callable, Iterable
 
 import tornado
+import tornado.httputil
 import tornado.iostream
 import tornado.tcpserver
 import tornado.util
@@ -262,6 +267,24 @@ def close_after_response(connection: Any) -> bool:
         return False
     connection._disconnect_on_finish = True
     return True
+
+
+def query_field_limit() -> int | None:
+    """How many fields Tornado's ``HTTPServerRequest`` parses from a query before refusing it (400).
+
+    Tornado 6.5.5 and later read it from a global, ``httputil._DEFAULT_PARSE_BODY_CONFIG``
+    (``set_parse_body_config`` changes it); earlier versions have no limit (None). 0 when the
+    limit cannot be read (on the public path): callers then let Tornado parse every query.
+    """
+    if not PRIVATE_OK:
+        return 0
+    config = getattr(tornado.httputil, "_DEFAULT_PARSE_BODY_CONFIG", None)
+    if config is None:
+        return None
+    try:
+        return int(config.urlencoded.max_arguments)
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def finish_once(handler: tornado.web.RequestHandler) -> bool:

@@ -412,3 +412,58 @@ async def test_host_and_query_checks_match(pair: Any) -> None:
     many = "&".join(f"k{i}=v" for i in range(1200))
     await both(p, lambda sid: [request("GET", f"{HANDSHAKE}&{many}", close())])
     await both(p, lambda sid: [request("GET", f"{HANDSHAKE}&a=%ZZ&b=%41&c&=x&&d=1&d=2", close())])
+
+
+async def test_framing_the_lean_connection_leaves_to_tornado_matches(pair: Any) -> None:
+    p = await pair(server_kwargs={"max_header_size": 2048})
+    target = HANDSHAKE.encode()
+    for raw in (
+        b"GET " + target + b" HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET " + target + b" HTTP/1.1\nHost: x\nConnection: close\n\n",  # bare LF
+        b"\r\nGET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",  # a blank line first
+        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 3000 + b"\r\nConnection: close\r\n\r\n",
+        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n bad-fold\r\nConnection: close\r\n\r\n",
+        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"GET /socket.io/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+    ):
+        await both(p, lambda sid, raw=raw: [raw], close=False)
+    head = b"POST " + target + b"&sid=SIDHERE HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    await both(p, lambda sid: [head.replace(b"SIDHERE", sid.encode()), b"40"], True, pause=0.05, close=False)
+
+
+async def test_idle_and_body_timeouts_close_as_tornado_does(pair: Any) -> None:
+    p = await pair(server_kwargs={"idle_connection_timeout": 0.3, "body_timeout": 0.3})
+    for name, port in p.ports.items():
+        sid = await open_session(port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request("GET", HANDSHAKE, {}))  # answered, then idle
+        await writer.drain()
+        first = await asyncio.wait_for(reader.read(65536), WAIT)
+        assert first.startswith(b"HTTP/1.1 200 OK"), name
+        assert await asyncio.wait_for(reader.read(65536), WAIT) == b"", name  # closed after the idle timeout
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request("POST", f"{HANDSHAKE}&sid={sid}", {"Content-Length": "10"})[: -0 or None] + b"4x")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(65536), WAIT) == b"", name  # the body never came: closed
+        writer.close()
+
+
+async def test_many_requests_on_one_connection_then_the_application(pair: Any) -> None:
+    p = await pair()
+    for name, port in p.ports.items():
+        sid = await open_session(port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for i in range(20):
+            body = f'42["echo","{i}"]'.encode()
+            writer.write(request("POST", f"{HANDSHAKE}&sid={sid}", {}, body))
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\nok"), WAIT)
+            assert answer.startswith(b"HTTP/1.1 200 OK"), name
+        writer.write(request("GET", "/hello", close()))
+        await writer.drain()
+        rest = await asyncio.wait_for(reader.read(65536), WAIT)
+        assert rest.endswith(b"hello from the app"), (name, rest)
+        writer.close()

@@ -20,6 +20,10 @@ What each private name is for, and its fallback:
   (:func:`websocket_params`, :class:`TakeoverProtocol`). Fallback: Tornado's own
   ``WebSocketProtocol13`` serves WebSockets and messages go out through its
   ``write_message()`` (:func:`write_message`).
+  The same names move a new connection's socket to the lean polling path and
+  back to Tornado's HTTP server with the bytes read so far (:func:`detach_socket`,
+  :func:`attach_socket`). Fallback: the lean path works per request inside
+  Tornado's ``HTTP1Connection`` (or not at all, see ``lean_http``).
 - ``IOStream._total_write_index``, ``_total_write_done_index``: bytes waiting
   for a slow client (:func:`pending_write_bytes`). Fallback: 0 when the stream
   is not writing, else :data:`UNKNOWN_PENDING` (counted as congested, so
@@ -187,12 +191,7 @@ class TakeoverProtocol(tornado.websocket.WebSocketProtocol13):
         Tornado stops watching the socket and forgets it; the stream object and
         its buffers can be freed. Call it once nothing is left to write.
         """
-        stream: tornado.iostream.IOStream = self.stream
-        leftover = bytes(stream._read_buffer[: stream._read_buffer_size])
-        sock = stream.socket
-        stream.io_loop.remove_handler(sock)
-        stream.socket = None  # type: ignore[assignment]  # the socket is the caller's from now on
-        return sock, leftover
+        return detach_socket(self.stream)
 
     def abort(self) -> None:
         """Close the connection at once, with no close handshake (Tornado's ``_abort``)."""
@@ -209,6 +208,33 @@ class TakeoverProtocol(tornado.websocket.WebSocketProtocol13):
     def count_bytes_out(self, n: int) -> None:
         """Add to the wire byte count Tornado keeps for outgoing data."""
         self._wire_bytes_out += n
+
+
+def detach_socket(stream: tornado.iostream.IOStream) -> tuple[socket.socket, bytes]:
+    """Take the socket away from a Tornado *stream*: the socket and the bytes the stream had read.
+
+    Tornado stops watching the socket and forgets it. Only when :data:`PRIVATE_OK`.
+    """
+    leftover = bytes(stream._read_buffer[: stream._read_buffer_size])
+    sock = stream.socket
+    stream.io_loop.remove_handler(sock)
+    stream.socket = None  # type: ignore[assignment]  # the socket is the caller's from now on
+    return sock, leftover
+
+
+def attach_socket(sock: socket.socket, data: bytes, server: tornado.tcpserver.TCPServer) -> tornado.iostream.IOStream:
+    """A Tornado ``IOStream`` on *sock*, as *server* makes for a new connection, that reads *data* first.
+
+    The reverse of :func:`detach_socket`, for a connection handed to Tornado's HTTP server after some of
+    it was read elsewhere. Only when :data:`PRIVATE_OK`.
+    """
+    stream = tornado.iostream.IOStream(
+        sock, max_buffer_size=server.max_buffer_size, read_chunk_size=server.read_chunk_size
+    )
+    if data:
+        stream._read_buffer += data
+        stream._read_buffer_size += len(data)
+    return stream
 
 
 def _retrieve(future: Any) -> None:

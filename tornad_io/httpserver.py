@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 import tornado.httpserver
 from tornado import httputil
 from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 
 from . import _tornado_compat as compat
 
@@ -86,11 +87,41 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         options.update(kwargs)
         super().initialize(request_callback, **options)
         self._lean: Any = None
+        #: Connections served by the lean path's own reader (see :mod:`tornad_io.transports.lean_connection`).
+        self.lean_connections: set[Any] = set()
+        self._lean_streams = False
         if lean_polling and not self.xheaders:
             from .transports.lean_http import EngineRouter
 
             if EngineRouter.applies(request_callback):
                 self._lean = EngineRouter(request_callback)
+                params = self.conn_params
+                # Whole connections too, unless a subclass changes how requests start (ProcessHTTPServer)
+                # or Tornado would read them differently (TLS, a forced protocol, no keep-alive, gzip bodies).
+                self._lean_streams = (
+                    type(self).start_request is HTTPServer.start_request
+                    and self.ssl_options is None
+                    and self.protocol is None
+                    and not params.no_keep_alive
+                    and not params.decompress
+                )
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        """Serve a new connection: on the lean path while its requests are polling ones, else Tornado's."""
+        if self._lean_streams:
+            from .transports.lean_connection import LeanConnection, serves
+
+            if serves(stream):
+                LeanConnection(self, stream, address, self._lean)
+                return
+        super().handle_stream(stream, address)
+
+    async def close_all_connections(self) -> None:
+        """Close every open connection, the lean path's included (see Tornado's ``close_all_connections``)."""
+        from .transports.lean_connection import close_connections
+
+        await close_connections(self.lean_connections)
+        await super().close_all_connections()
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         """The delegate for one request: the lean Engine.IO path's, which hands others to the application."""

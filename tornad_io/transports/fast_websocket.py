@@ -111,6 +111,13 @@ class RawSocketStream:
     def closed(self) -> bool:
         return self.socket is None
 
+    def release(self) -> socket.socket | None:
+        """Stop serving the socket and give it back, open (call it with nothing left to write)."""
+        self._uncork()
+        self.pause_reading()
+        sock, self.socket = self.socket, None
+        return sock
+
     @property
     def buffered(self) -> int:
         """Bytes written and not yet taken by the kernel, corked frames included."""

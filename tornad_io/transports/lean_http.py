@@ -263,26 +263,34 @@ class LeanDelegate(RequestRules, httputil.HTTPMessageDelegate):
         self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine, headers: httputil.HTTPHeaders
     ) -> Awaitable[None] | None:
         assert isinstance(start_line, httputil.RequestStartLine)
-        engine = None
-        method = start_line.method
-        if (method == "GET" or method == "POST") and "Upgrade" not in headers:
-            engine = self.router.engine_for(start_line.path.partition("?")[0])
-        if engine is not None:
-            query = self._parse(start_line, headers)
-            opts = engine.options
-            if (
-                "j" in query
-                or (method == "GET" and "sid" not in query and opts.allow_request is not None)
-                or (method == "POST" and headers.get("Content-Type", "").lower().startswith(_FORM_TYPES))
-            ):
-                engine = None  # JSONP, a hook that takes the handler, a body Tornado parses: standard path
-            else:
-                self.engine = engine
-                self.opts = opts
-                self.query = query
-                return None
+        if self.accepts(start_line, headers):
+            return None
         standard = self.standard = self.standard_factory(self.server_conn, self.request_conn)
         return standard.headers_received(start_line, headers)
+
+    def accepts(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> bool:
+        """Whether this request is answered here (then the delegate is ready for its body).
+
+        Raises Tornado's ``HTTPInputError`` where Tornado's routing would (a bad Host or query).
+        """
+        method = start_line.method
+        if (method != "GET" and method != "POST") or "Upgrade" in headers:
+            return False
+        engine = self.router.engine_for(start_line.path.partition("?")[0])
+        if engine is None:
+            return False
+        query = self._parse(start_line, headers)
+        opts = engine.options
+        if (
+            "j" in query
+            or (method == "GET" and "sid" not in query and opts.allow_request is not None)
+            or (method == "POST" and headers.get("Content-Type", "").lower().startswith(_FORM_TYPES))
+        ):
+            return False  # JSONP, a hook that takes the handler, a body Tornado parses: standard path
+        self.engine = engine
+        self.opts = opts
+        self.query = query
+        return True
 
     def _parse(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> dict[str, str]:
         """``self.request`` and the query's last values, with Tornado's checks (``HTTPInputError``, a 400).

@@ -80,15 +80,15 @@ class HTTPServer(tornado.httpserver.HTTPServer):
 
         With *lean_polling* (the default), Engine.IO polling requests and handshakes that *request_callback*
         (a ``tornado.web.Application``) routes to a :class:`~tornad_io.Server` are answered without a
-        ``RequestHandler`` (see :mod:`tornad_io.transports.lean_http`); every other request reaches the
+        ``RequestHandler`` (see ``tornad_io/transports/lean_http.py``); every other request reaches the
         application as usual. False sends every request through the application.
         """
         options = http_server_options(max_http_buffer_size)
         options.update(kwargs)
         super().initialize(request_callback, **options)
         self._lean: Any = None
-        #: Connections served by the lean path's own reader (see :mod:`tornad_io.transports.lean_connection`).
-        self.lean_connections: set[Any] = set()
+        # Connections served by the lean path's own reader (tornad_io/transports/lean_connection.py).
+        self._lean_connections: set[Any] = set()
         self._lean_streams = False
         if lean_polling and not self.xheaders:
             from .transports.lean_http import EngineRouter
@@ -120,7 +120,7 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         """Close every open connection, the lean path's included (see Tornado's ``close_all_connections``)."""
         from .transports.lean_connection import close_connections
 
-        await close_connections(self.lean_connections)
+        await close_connections(self._lean_connections)
         await super().close_all_connections()
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:

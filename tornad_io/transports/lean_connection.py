@@ -88,6 +88,7 @@ class LeanConnection:
         "close_callback",
         "disconnect",
         "timer",
+        "deadline",
         "io_loop",
         "header_timeout",
         "body_timeout",
@@ -117,11 +118,12 @@ class LeanConnection:
         self.close_callback: Callable[[], None] | None = None
         self.disconnect = False
         self.timer: Any = None
+        self.deadline: float | None = None
         self.handing_over = False
         self.paused = False
         self.raw = RawSocketStream(sock, self._on_data, self._on_close)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        server.lean_connections.add(self)
+        server._lean_connections.add(self)
         self._arm(self.header_timeout)
         self.raw.start_reading()
         if self.buffer:
@@ -156,8 +158,8 @@ class LeanConnection:
             self._hand_over()
             return
         head = bytes(buf[:end])
-        if head.count(b"\n") != head.count(b"\r\n"):
-            self._hand_over()
+        if head.count(b"\n") != head.count(b"\r\n") or b"\nupgrade:" in head.lower():
+            self._hand_over()  # bare LFs, or a WebSocket handshake: Tornado's, at once (no parsing here)
             return
         try:
             text = head.decode("latin1")
@@ -298,8 +300,11 @@ class LeanConnection:
             raw.pause_reading()
             raw.write(b"").add_done_callback(lambda future: self._hand_over() if not raw.closed() else None)
             return
+        if self.timer is not None:
+            self.io_loop.remove_timeout(self.timer)
+            self.timer = None
         sock = raw.release()
-        self.server.lean_connections.discard(self)
+        self.server._lean_connections.discard(self)
         if sock is None:
             return
         stream = compat.attach_socket(sock, bytes(self.buffer), self.server)
@@ -308,7 +313,10 @@ class LeanConnection:
 
     def _on_close(self) -> None:
         self._disarm()
-        self.server.lean_connections.discard(self)
+        if self.timer is not None:
+            self.io_loop.remove_timeout(self.timer)
+            self.timer = None
+        self.server._lean_connections.discard(self)
         callback, self.close_callback = self.close_callback, None
         delegate, self.delegate = self.delegate, None
         if callback is not None:
@@ -321,17 +329,26 @@ class LeanConnection:
         self.raw.close()
 
     def _arm(self, seconds: float) -> None:
-        if self.timer is not None:
-            self.io_loop.remove_timeout(self.timer)
-        self.timer = self.io_loop.call_later(seconds, self._expire)
+        """Close the connection if the current wait (headers or body) lasts *seconds*.
+
+        One timer per connection, moved forward lazily: a request answered in time costs no timer call.
+        """
+        deadline = self.io_loop.time() + seconds
+        self.deadline = deadline
+        if self.timer is None:
+            self.timer = self.io_loop.call_at(deadline, self._expire)
 
     def _disarm(self) -> None:
-        if self.timer is not None:
-            self.io_loop.remove_timeout(self.timer)
-            self.timer = None
+        self.deadline = None
 
     def _expire(self) -> None:
         self.timer = None
+        deadline = self.deadline
+        if deadline is None or self.raw.closed():
+            return
+        if self.io_loop.time() < deadline:
+            self.timer = self.io_loop.call_at(deadline, self._expire)
+            return
         self.close()  # Tornado closes a connection whose headers or body are late, without an answer
 
 

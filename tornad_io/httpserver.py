@@ -109,12 +109,16 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         """Serve a new connection: on the lean path while its requests are polling ones, else Tornado's."""
         if self._lean_streams:
-            from .transports.lean_connection import LeanConnection, serves
+            from .transports.lean_connection import first_request, serves
 
             if serves(stream):
-                LeanConnection(self, stream, address, self._lean)
+                first_request(self, stream, address, self._lean)
                 return
         super().handle_stream(stream, address)
+
+    def _tornado_handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        """Tornado's own ``handle_stream``: the connection is served by ``HTTP1ServerConnection``."""
+        tornado.httpserver.HTTPServer.handle_stream(self, stream, address)
 
     async def close_all_connections(self) -> None:
         """Close every open connection, the lean path's included (see Tornado's ``close_all_connections``)."""

@@ -27,7 +27,6 @@ import re
 import socket
 from typing import TYPE_CHECKING, Any, Callable
 
-import tornado.httpserver
 from tornado import httputil
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
@@ -71,6 +70,69 @@ def serves(stream: IOStream) -> bool:
     """Whether a new connection on *stream* may start on the lean path (plain TCP, not TLS or Unix)."""
     sock = getattr(stream, "socket", None)
     return type(stream) is IOStream and sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+
+
+_PEEK_BYTES = 512
+
+
+def first_request(server: HTTPServer, stream: IOStream, address: Any, router: EngineRouter) -> None:
+    """Give a new connection to a :class:`LeanConnection` or to Tornado, from a peek at its request line.
+
+    Nothing is read: ``MSG_PEEK`` shows the request line, and a connection whose first request is
+    not a polling one for an engine (a WebSocket handshake, another path) goes to Tornado untouched,
+    at no cost but the peek. Anything else starts on the lean path, which hands over when it must.
+    """
+    sock = stream.socket
+    verdict = _peek(sock, router)
+    if verdict is not None:
+        _start(server, stream, address, router, verdict)
+        return
+    io_loop = IOLoop.current()
+    loop = asyncio.get_running_loop()
+    fd = sock.fileno()
+    timeout: list[Any] = []
+
+    def readable() -> None:
+        verdict = _peek(sock, router)
+        if verdict is None:
+            return
+        loop.remove_reader(fd)
+        io_loop.remove_timeout(timeout[0])
+        _start(server, stream, address, router, verdict)
+
+    def expire() -> None:
+        loop.remove_reader(fd)
+        stream.close()  # no request within idle_connection_timeout: Tornado would close it too
+
+    timeout.append(io_loop.call_later(server.conn_params.header_timeout or 3600, expire))
+    loop.add_reader(fd, readable)
+
+
+def _peek(sock: socket.socket, router: EngineRouter) -> bool | None:
+    """Whether the connection's first request may be a lean one; None: nothing to see yet."""
+    try:
+        head = sock.recv(_PEEK_BYTES, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return False  # Tornado meets the error and closes
+    eol = head.find(b"\r\n")
+    if not head or eol < 0:
+        return bool(head)  # EOF for Tornado; a long or partial line for the lean reader
+    parts = head[:eol].split(b" ")
+    return (
+        len(parts) == 3
+        and parts[0] in (b"GET", b"POST")
+        and b"transport=websocket" not in parts[1]
+        and router.engine_for(parts[1].partition(b"?")[0].decode("latin1")) is not None
+    )
+
+
+def _start(server: HTTPServer, stream: IOStream, address: Any, router: EngineRouter, lean: bool) -> None:
+    if lean:
+        LeanConnection(server, stream, address, router)
+    else:
+        server._tornado_handle_stream(stream, address)
 
 
 class LeanConnection:
@@ -309,7 +371,7 @@ class LeanConnection:
             return
         stream = compat.attach_socket(sock, bytes(self.buffer), self.server)
         self.buffer = bytearray()
-        tornado.httpserver.HTTPServer.handle_stream(self.server, stream, self.address)
+        self.server._tornado_handle_stream(stream, self.address)
 
     def _on_close(self) -> None:
         self._disarm()

@@ -467,3 +467,15 @@ async def test_many_requests_on_one_connection_then_the_application(pair: Any) -
         rest = await asyncio.wait_for(reader.read(65536), WAIT)
         assert rest.endswith(b"hello from the app"), (name, rest)
         writer.close()
+
+
+async def test_a_listener_that_breaks_the_response_gets_the_same_500(pair: Any) -> None:
+    p = await pair()
+    for io in p.servers.values():
+
+        def bad(headers: dict[str, Any], req: Any) -> None:
+            headers["X-Bad"] = "a\r\nb"
+
+        io.engine.on("initial_headers", bad)
+    answer = await both(p, lambda sid: [request("GET", HANDSHAKE, close())])
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error")

@@ -189,20 +189,23 @@ class LeanConnection:
         self._arm(self.header_timeout)
         self.raw.start_reading()
         if self.buffer:
-            self._process()
+            self._on_data(b"")
 
     # -- reading ---------------------------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
         self.buffer += data
-        delegate = self.delegate
-        if delegate is None:
-            self._process()
-        elif self.body_length:
-            self._body()
-        elif len(self.buffer) > _MAX_PENDING:  # a pipelining client far ahead of the answers: wait
-            self.paused = True
-            self.raw.pause_reading()
+        try:
+            if self.delegate is None:
+                self._process()
+            elif self.body_length:
+                self._body()
+            elif len(self.buffer) > _MAX_PENDING:  # a pipelining client far ahead of the answers: wait
+                self.paused = True
+                self.raw.pause_reading()
+        except Exception:
+            log.error("uncaught exception on the lean polling path", exc_info=True)
+            self.close()
 
     def _process(self) -> None:
         """Start the next request if its headers are here, or hand the connection over."""
@@ -349,7 +352,7 @@ class LeanConnection:
             self.paused = False
             self.raw.start_reading()
         if self.buffer:
-            self.io_loop.add_callback(self._process)  # the next pipelined request, after this turn
+            self.io_loop.add_callback(self._on_data, b"")  # the next pipelined request, after this turn
 
     # -- the end of the lean path ------------------------------------------------------------------
 

@@ -492,7 +492,10 @@ class LeanDelegate(RequestRules, httputil.HTTPMessageDelegate):
     def _uncaught(self) -> None:
         """An exception escaped: log it and answer 500, as ``RequestHandler`` does."""
         app_log.error("Uncaught exception %s\n%r", self._summary(), self.request, exc_info=True)
-        if self.finished:
+        if self.finished:  # the head could not be written: nothing more can be said on this connection
+            close = getattr(self.request_conn, "close", None)
+            if close is not None:
+                close()
             return
         self.headers = httputil.HTTPHeaders()
         self.headers["Server"] = _SERVER

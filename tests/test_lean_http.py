@@ -436,6 +436,9 @@ async def test_framing_the_lean_connection_leaves_to_tornado_matches(pair: Any) 
 async def test_idle_and_body_timeouts_close_as_tornado_does(pair: Any) -> None:
     p = await pair(server_kwargs={"idle_connection_timeout": 0.3, "body_timeout": 0.3})
     for name, port in p.ports.items():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # says nothing at all
+        assert await asyncio.wait_for(reader.read(65536), WAIT) == b"", name
+        writer.close()
         sid = await open_session(port)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request("GET", HANDSHAKE, {}))  # answered, then idle

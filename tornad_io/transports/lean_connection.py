@@ -87,25 +87,40 @@ def first_request(server: HTTPServer, stream: IOStream, address: Any, router: En
     if verdict is not None:
         _start(server, stream, address, router, verdict)
         return
-    io_loop = IOLoop.current()
-    loop = asyncio.get_running_loop()
-    fd = sock.fileno()
-    timeout: list[Any] = []
+    _Peeking(server, stream, address, router)
 
-    def readable() -> None:
-        verdict = _peek(sock, router)
-        if verdict is None:
-            return
-        loop.remove_reader(fd)
-        io_loop.remove_timeout(timeout[0])
-        _start(server, stream, address, router, verdict)
 
-    def expire() -> None:
-        loop.remove_reader(fd)
-        stream.close()  # no request within idle_connection_timeout: Tornado would close it too
+class _Peeking:
+    """A new connection whose request line has not arrived yet (closed by ``close_all_connections`` too)."""
 
-    timeout.append(io_loop.call_later(server.conn_params.header_timeout or 3600, expire))
-    loop.add_reader(fd, readable)
+    __slots__ = ("server", "stream", "address", "router", "fd", "timeout")
+
+    def __init__(self, server: HTTPServer, stream: IOStream, address: Any, router: EngineRouter) -> None:
+        self.server = server
+        self.stream = stream
+        self.address = address
+        self.router = router
+        self.fd = stream.socket.fileno()
+        loop = IOLoop.current()
+        self.timeout = loop.call_later(server.conn_params.header_timeout or 3600, self.close)
+        server._lean_connections.add(self)
+        asyncio.get_running_loop().add_reader(self.fd, self._readable)
+
+    def _stop(self) -> None:
+        self.server._lean_connections.discard(self)
+        asyncio.get_running_loop().remove_reader(self.fd)
+        IOLoop.current().remove_timeout(self.timeout)
+
+    def _readable(self) -> None:
+        verdict = _peek(self.stream.socket, self.router)
+        if verdict is not None:
+            self._stop()
+            _start(self.server, self.stream, self.address, self.router, verdict)
+
+    def close(self) -> None:
+        """Close the connection: no request within ``idle_connection_timeout``, as Tornado closes it, or shutdown."""
+        self._stop()
+        self.stream.close()
 
 
 def _peek(sock: socket.socket, router: EngineRouter) -> bool | None:

@@ -1,10 +1,11 @@
 """This project's benchmark server: ``echo`` (ack the payload), ``join`` (enter a room, ack),
 ``broadcast`` ``{n, room, payload}`` (emit ``bcast`` n times to the room, ack n).
 
-    python benchmarks/server.py --port N [--uvloop] [--recovery] [--processes N [--redis URL --advertise]]
+    python benchmarks/server.py --port N [--uvloop] [--recovery] [--no-lean] [--processes N [--redis URL --advertise]]
 
-With ``--processes`` (or ``--advertise``) it runs under :func:`tornad_io.serve`: N workers on the
-port, and with ``--advertise`` one node of a forwarding cluster (needs ``--redis``).
+Served by ``tornad_io.HTTPServer``, whose lean polling path is on unless ``--no-lean``. With
+``--processes`` (or ``--advertise``) it runs under :func:`tornad_io.serve`: N workers on the port, and
+with ``--advertise`` one node of a forwarding cluster (needs ``--redis``).
 """
 
 from __future__ import annotations
@@ -63,14 +64,16 @@ def make_app(redis: str | None = None, recovery: bool = False) -> tuple[tornado.
         io = Server(cors_allowed_origins="*", connection_state_recovery=recovery)
     handlers(io)
     handlers(Mixed.io())
-    app = tornado.web.Application(io.routes() + [Mixed.routes("mixed")], log_function=lambda handler: None)
+    # No access log: logging is not configured, so tornado.access drops its INFO lines (a log_function
+    # setting would also turn the lean polling path off, see tornad_io.transports.lean_http).
+    app = tornado.web.Application(io.routes() + [Mixed.routes("mixed")])
     return app, io
 
 
-async def main(port: int, redis: str | None = None, recovery: bool = False) -> None:
+async def main(port: int, redis: str | None = None, recovery: bool = False, lean: bool = True) -> None:
     app, io = make_app(redis, recovery)
     await io.init()
-    HTTPServer(app, **io.http_server_options()).listen(port, address="127.0.0.1")  # as docs/deployment.md says
+    HTTPServer(app, lean_polling=lean).listen(port, address="127.0.0.1")
     await asyncio.Event().wait()
 
 
@@ -82,6 +85,7 @@ if __name__ == "__main__":
     parser.add_argument("--recovery", action="store_true", help="connection state recovery on (offsets kept)")
     parser.add_argument("--processes", type=int, default=1, help="worker processes (tornad_io.serve)")
     parser.add_argument("--advertise", action="store_true", help="forward other nodes' sessions (needs --redis)")
+    parser.add_argument("--no-lean", action="store_true", help="every request through the Tornado application")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.uvloop:
@@ -101,4 +105,4 @@ if __name__ == "__main__":
             on_worker_start=lambda worker: print("ready", flush=True),
         )
     else:
-        asyncio.run(main(args.port, args.redis, args.recovery))
+        asyncio.run(main(args.port, args.redis, args.recovery, not args.no_lean))

@@ -27,6 +27,12 @@ python -m pip install -q -e ".[test]"
 npm ci --no-audit --no-fund --loglevel=error
 python -m pytest -q -p no:cacheprovider "$@"
 if [ "$#" -eq 0 ]; then
+  # The lean polling path of tornad_io.HTTPServer: the protocol and real-client tests again, with the serve
+  # fixture on tornad_io.HTTPServer instead of Tornado's (tests/conftest.py, TORNAD_IO_TEST_SERVER).
+  TORNAD_IO_TEST_SERVER=lean python -m pytest -q -p no:cacheprovider -m "not slow" \
+    tests/test_engineio_protocol.py tests/test_hooks.py tests/test_node_client.py tests/test_python_client.py \
+    tests/test_eio3_wire.py tests/test_eio3_client.py tests/test_hardening.py tests/test_security_resources.py \
+    tests/test_security_origins.py tests/test_security_traps.py tests/test_deployment_proxies.py
   # The lowest Tornado that pyproject.toml allows (tornado>=6.3): the fast tier of the protocol and real-client
   # tests again, in a second virtual environment, .venv-tornado-min. tornad_io/_tornado_compat.py uses private
   # Tornado names; this catches one that 6.3 lacks (test_tornado_compat.py fails if the fast paths are off).

@@ -19,6 +19,16 @@ import tornado.web
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = shutil.which("node") or "node"
 WAIT = 10.0  # seconds any awaited event may take before the test fails
+#: TORNAD_IO_TEST_SERVER=lean: the ``serve`` fixture runs tornad_io.HTTPServer and its lean polling path
+#: (scripts/test.sh runs the protocol and client tests that way too); otherwise Tornado's HTTPServer.
+LEAN_SERVER = os.environ.get("TORNAD_IO_TEST_SERVER", "") == "lean"
+TORNADO_LIMITS: dict[str, Any] = {
+    "idle_connection_timeout": 3600,
+    "body_timeout": None,
+    "max_body_size": None,
+    "max_header_size": None,
+    "xheaders": False,
+}
 
 
 class Running:
@@ -39,7 +49,13 @@ async def serve() -> Any:
         if isinstance(app, list):
             app = tornado.web.Application(app)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1", family=pysocket.AF_INET)
-        server = tornado.httpserver.HTTPServer(app, **server_kwargs)
+        if LEAN_SERVER:
+            # tornad_io.HTTPServer (lean polling path on) with Tornado's own limits, so only the path differs.
+            from tornad_io import HTTPServer
+
+            server = HTTPServer(app, **{**TORNADO_LIMITS, **server_kwargs})
+        else:
+            server = tornado.httpserver.HTTPServer(app, **server_kwargs)
         server.add_sockets(sockets)
         servers.append(server)
         return Running(server, sockets[0].getsockname()[1])

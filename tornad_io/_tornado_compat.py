@@ -20,6 +20,10 @@ What each private name is for, and its fallback:
   (:func:`websocket_params`, :class:`TakeoverProtocol`). Fallback: Tornado's own
   ``WebSocketProtocol13`` serves WebSockets and messages go out through its
   ``write_message()`` (:func:`write_message`).
+  The same names move a new connection's socket to the lean polling path and
+  back to Tornado's HTTP server with the bytes read so far (:func:`detach_socket`,
+  :func:`attach_socket`). Fallback: the lean path works per request inside
+  Tornado's ``HTTP1Connection`` (or not at all, see ``lean_http``).
 - ``IOStream._total_write_index``, ``_total_write_done_index``: bytes waiting
   for a slow client (:func:`pending_write_bytes`). Fallback: 0 when the stream
   is not writing, else :data:`UNKNOWN_PENDING` (counted as congested, so
@@ -29,6 +33,10 @@ What each private name is for, and its fallback:
 - ``TCPServer._sockets``, ``_handlers``, ``_handle_connection``: an accept loop
   that backs off when descriptors run out (:func:`add_accept_handlers`).
   Fallback: False, and the caller uses Tornado's ``add_sockets`` (no back-off).
+- ``httputil._DEFAULT_PARSE_BODY_CONFIG`` (Tornado 6.5.5 and later): the most
+  query fields a request may have (:func:`query_field_limit`), which the lean
+  polling path checks before it splits a plain query itself. Fallback: 0, and
+  every query is parsed by Tornado's ``HTTPServerRequest``.
 - ``RequestHandler._finished``: :func:`finish_once`. Fallback: ``finish()``,
   catching its "finish() called twice" error.
 - ``RequestHandler._request_summary``, ``_cross_origin_protection`` (hooks
@@ -45,6 +53,7 @@ import socket
 from typing import Any, Callable, Iterable
 
 import tornado
+import tornado.httputil
 import tornado.iostream
 import tornado.tcpserver
 import tornado.util
@@ -182,12 +191,7 @@ class TakeoverProtocol(tornado.websocket.WebSocketProtocol13):
         Tornado stops watching the socket and forgets it; the stream object and
         its buffers can be freed. Call it once nothing is left to write.
         """
-        stream: tornado.iostream.IOStream = self.stream
-        leftover = bytes(stream._read_buffer[: stream._read_buffer_size])
-        sock = stream.socket
-        stream.io_loop.remove_handler(sock)
-        stream.socket = None  # type: ignore[assignment]  # the socket is the caller's from now on
-        return sock, leftover
+        return detach_socket(self.stream)
 
     def abort(self) -> None:
         """Close the connection at once, with no close handshake (Tornado's ``_abort``)."""
@@ -204,6 +208,33 @@ class TakeoverProtocol(tornado.websocket.WebSocketProtocol13):
     def count_bytes_out(self, n: int) -> None:
         """Add to the wire byte count Tornado keeps for outgoing data."""
         self._wire_bytes_out += n
+
+
+def detach_socket(stream: tornado.iostream.IOStream) -> tuple[socket.socket, bytes]:
+    """Take the socket away from a Tornado *stream*: the socket and the bytes the stream had read.
+
+    Tornado stops watching the socket and forgets it. Only when :data:`PRIVATE_OK`.
+    """
+    leftover = bytes(stream._read_buffer[: stream._read_buffer_size])
+    sock = stream.socket
+    stream.io_loop.remove_handler(sock)
+    stream.socket = None  # type: ignore[assignment]  # the socket is the caller's from now on
+    return sock, leftover
+
+
+def attach_socket(sock: socket.socket, data: bytes, server: tornado.tcpserver.TCPServer) -> tornado.iostream.IOStream:
+    """A Tornado ``IOStream`` on *sock*, as *server* makes for a new connection, that reads *data* first.
+
+    The reverse of :func:`detach_socket`, for a connection handed to Tornado's HTTP server after some of
+    it was read elsewhere. Only when :data:`PRIVATE_OK`.
+    """
+    stream = tornado.iostream.IOStream(
+        sock, max_buffer_size=server.max_buffer_size, read_chunk_size=server.read_chunk_size
+    )
+    if data:
+        stream._read_buffer += data
+        stream._read_buffer_size += len(data)
+    return stream
 
 
 def _retrieve(future: Any) -> None:
@@ -262,6 +293,24 @@ def close_after_response(connection: Any) -> bool:
         return False
     connection._disconnect_on_finish = True
     return True
+
+
+def query_field_limit() -> int | None:
+    """How many fields Tornado's ``HTTPServerRequest`` parses from a query before refusing it (400).
+
+    Tornado 6.5.5 and later read it from a global, ``httputil._DEFAULT_PARSE_BODY_CONFIG``
+    (``set_parse_body_config`` changes it); earlier versions have no limit (None). 0 when the
+    limit cannot be read (on the public path): callers then let Tornado parse every query.
+    """
+    if not PRIVATE_OK:
+        return 0
+    config = getattr(tornado.httputil, "_DEFAULT_PARSE_BODY_CONFIG", None)
+    if config is None:
+        return None
+    try:
+        return int(config.urlencoded.max_arguments)
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 def finish_once(handler: tornado.web.RequestHandler) -> bool:

@@ -9,7 +9,9 @@
   instead of spinning: Tornado's accept handler raises on ``EMFILE`` every loop
   iteration while the listening socket stays readable (one traceback per turn,
   100 % CPU). Here accepting pauses, one line is logged, and accepting resumes
-  by itself once descriptors are free.
+  by itself once descriptors are free;
+- Engine.IO polling requests take a lean path beside the application
+  (:mod:`tornad_io.transports.lean_http`), unless ``lean_polling=False``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import socket
 from typing import Any, Callable, Iterable
 
 import tornado.httpserver
+from tornado import httputil
 from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 
 from . import _tornado_compat as compat
 
@@ -58,19 +62,90 @@ def http_server_options(
 
 
 class HTTPServer(tornado.httpserver.HTTPServer):
-    """``tornado.httpserver.HTTPServer`` with bounded defaults and an accept loop that backs off.
+    """``tornado.httpserver.HTTPServer`` with bounded defaults, an accept loop that backs off, and a lean
+    path for Engine.IO long-polling.
 
     Keyword arguments not given default to :func:`~tornad_io.httpserver.http_server_options` (pass
     ``max_http_buffer_size`` to size the body cap); any given one wins.
+
+    ``lean_polling`` (default True): the polling ``GET``/``POST`` requests and handshakes that the
+    application routes to a :class:`Server`'s endpoint are answered without a Tornado
+    ``RequestHandler`` (about twice the long-polling throughput), with the same answers, headers,
+    checks and hooks; everything else -- other paths, WebSocket upgrades, ``OPTIONS``, JSONP, an
+    ``allow_request`` hook's handshakes -- reaches the application unchanged. It stays off for an
+    application with ``compress_response``, a ``log_function`` setting or its own routing or
+    ``log_request`` methods, with ``xheaders=True``, and when Tornado's private paths are off
+    (see ``docs/architecture.md``, "The lean polling path"). ``lean_polling=False`` turns it off.
     """
 
-    def initialize(  # type: ignore[override]  # adds max_http_buffer_size, keeps the rest
-        self, request_callback: Any, max_http_buffer_size: int = 1_000_000, **kwargs: Any
+    def initialize(  # type: ignore[override]  # adds max_http_buffer_size and lean_polling, keeps the rest
+        self, request_callback: Any, max_http_buffer_size: int = 1_000_000, lean_polling: bool = True, **kwargs: Any
     ) -> None:
-        """Called by Tornado's constructor: *kwargs* over :func:`~tornad_io.httpserver.http_server_options` defaults."""
+        """Called by Tornado's constructor: *kwargs* over :func:`~tornad_io.httpserver.http_server_options` defaults.
+
+        With *lean_polling* (the default), Engine.IO polling requests and handshakes that *request_callback*
+        (a ``tornado.web.Application``) routes to a :class:`~tornad_io.Server` are answered without a
+        ``RequestHandler`` (see ``tornad_io/transports/lean_http.py``); every other request reaches the
+        application as usual. False sends every request through the application.
+        """
         options = http_server_options(max_http_buffer_size)
         options.update(kwargs)
         super().initialize(request_callback, **options)
+        self._lean: Any = None
+        # Connections served by the lean path's own reader (tornad_io/transports/lean_connection.py).
+        self._lean_connections: set[Any] = set()
+        self._lean_streams = False
+        if lean_polling and not self.xheaders:
+            from .transports.lean_http import EngineRouter
+
+            if EngineRouter.applies(request_callback):
+                self._lean = EngineRouter(request_callback)
+                params = self.conn_params
+                # Whole connections too, unless a subclass changes how requests start (ProcessHTTPServer)
+                # or Tornado would read them differently (TLS, a forced protocol, no keep-alive, gzip bodies).
+                self._lean_streams = (
+                    type(self).start_request is HTTPServer.start_request
+                    and self.ssl_options is None
+                    and self.protocol is None
+                    and not params.no_keep_alive
+                    and not params.decompress
+                )
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        """Serve a new connection: on the lean path while its requests are polling ones, else Tornado's."""
+        if self._lean_streams:
+            from .transports.lean_connection import first_request, serves
+
+            if serves(stream):
+                first_request(self, stream, address, self._lean)
+                return
+        super().handle_stream(stream, address)
+
+    def _tornado_handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        """Tornado's own ``handle_stream``: the connection is served by ``HTTP1ServerConnection``."""
+        tornado.httpserver.HTTPServer.handle_stream(self, stream, address)
+
+    async def close_all_connections(self) -> None:
+        """Close every open connection, the lean path's included (see Tornado's ``close_all_connections``)."""
+        from .transports.lean_connection import close_connections
+
+        await close_connections(self._lean_connections)
+        await super().close_all_connections()
+
+    def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        """The delegate for one request: the lean Engine.IO path's, which hands others to the application."""
+        router = self._lean
+        if router is None:
+            return super().start_request(server_conn, request_conn)
+        from .transports.lean_http import LeanDelegate
+
+        return LeanDelegate(router, self._standard_delegate, server_conn, request_conn)
+
+    def _standard_delegate(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
+        """Tornado's own delegate for one request (the application's routing and handlers)."""
+        return tornado.httpserver.HTTPServer.start_request(self, server_conn, request_conn)
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         """Start accepting on *sockets* (see Tornado's ``TCPServer.add_sockets``)."""

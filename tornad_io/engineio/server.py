@@ -140,6 +140,20 @@ class PollingTransport:
 
     async def poll(self) -> list[Encoded]:
         """Wait for packets for one GET (the caller checked no GET is waiting)."""
+        started = self.start_poll()
+        if isinstance(started, list):
+            return started
+        try:
+            return await started
+        finally:
+            self._waiter = None
+
+    def start_poll(self) -> list[Encoded] | asyncio.Future[list[Encoded]]:
+        """Begin one GET (the caller checked no GET is waiting): the packets now, or a future of them.
+
+        With a future, the GET counts as waiting until the caller's done callback calls
+        :meth:`poll_done`, one loop turn after the session filled it, as when awaiting :meth:`poll`.
+        """
         session = self.session
         assert session is not None
         if self._final is not None:
@@ -150,9 +164,17 @@ class PollingTransport:
         self._waiter = waiter
         try:
             session.flush()
-            return await waiter
-        finally:
+        except BaseException:
             self._waiter = None
+            raise
+        if waiter.done():  # filled at once: awaiting it would not have yielded
+            self._waiter = None
+            return waiter.result()
+        return waiter
+
+    def poll_done(self) -> None:
+        """The GET begun by :meth:`start_poll` has its packets (or was cancelled): it waits no longer."""
+        self._waiter = None
 
     def cancel_poll(self) -> None:
         """The GET's connection went away: nothing was written to it."""

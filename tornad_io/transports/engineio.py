@@ -11,21 +11,19 @@ generation (v4, or v3 with ``allow_eio3``).
 from __future__ import annotations
 
 import asyncio
-import gzip
 import inspect
 import logging
 import re
-import zlib
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
+import tornado.httputil
 import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamClosedError
 
 from .. import _json
 from .. import _tornado_compat as compat
-from .._logsafe import safe_repr
 from ..engineio import codec
 from ..engineio.codec import Encoded
 from ..engineio.server import Engine, EngineError, PollingTransport, forbidden
@@ -34,6 +32,7 @@ from ..exceptions import ProtocolError, TransportError
 from ..options import ServerOptions
 from ..websocket.frames import frame as ws_frame
 from .fast_websocket import FastWebSocketProtocol, RawSocketStream
+from .request_rules import RequestRules
 
 log = logging.getLogger("tornad_io.transport")
 
@@ -55,11 +54,6 @@ def _ws_frame(packet: Encoded) -> bytes:
 # A WebSocket whose unsent output exceeds this many bytes drops volatile packets.
 _CONGESTED_BYTES = 64 * 1024
 
-_JSONP_INDEX = re.compile(r"[0-9]{1,9}")  # str.isdigit() would take "²" or "١"
-
-# Refused origins are logged once each, up to this many per engine (a client picks them).
-_MAX_LOGGED_ORIGINS = 256
-
 
 def pending_bytes(stream: Any) -> int:
     """Bytes written to *stream* that the kernel has not taken yet (corked ones included)."""
@@ -70,18 +64,7 @@ def pending_bytes(stream: Any) -> int:
     return compat.pending_write_bytes(stream)
 
 
-def referer_origin(headers: Any) -> str | None:
-    """``scheme://host[:port]`` of the ``Referer`` header, or None."""
-    referer = headers.get("Referer")
-    if not referer:
-        return None
-    parts = urlsplit(referer)
-    if not parts.scheme or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
+class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler, RequestRules):
     """Tornado handler for one Engine.IO mount point (``/socket.io/`` by default)."""
 
     name = "websocket"  # what this handler is when it carries a session
@@ -96,6 +79,9 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
 
     def _query(self) -> dict[str, str]:
         return {k: v[-1].decode("utf-8", "replace") for k, v in self.request.query_arguments.items()}
+
+    def _server_request(self) -> tornado.httputil.HTTPServerRequest:
+        return self.request
 
     def compute_etag(self) -> str | None:
         return None  # hashing every poll buys nothing
@@ -124,108 +110,6 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(_json.dumps({"code": error.code, "message": error.message}))
 
-    def _allowed_origins(self) -> Any:
-        """The ``cors_allowed_origins`` rule in force for this request."""
-        return self.opts.cors_allowed_origins
-
-    def _scheme(self) -> str:
-        if self._behind_proxy():
-            return self.request.headers.get("X-Forwarded-Proto", self.request.protocol).lower()
-        return self.request.protocol.lower()
-
-    def _same_origin(self, origin: str) -> bool:
-        """Whether *origin* is this server's own: same scheme, host and port."""
-        host = self.request.headers.get("X-Forwarded-Host") if self._behind_proxy() else None
-        host = (host or self.request.host or "").lower()
-        parts = urlsplit(origin)
-        scheme = parts.scheme.lower()
-        if scheme in ("ws", "wss"):
-            scheme = "http" if scheme == "ws" else "https"
-        return scheme == self._scheme() and parts.netloc.lower() == host
-
-    def _origin_ok(self, origin: str) -> bool:
-        allowed = self._allowed_origins()
-        if allowed == "*":
-            return True
-        if allowed is None:
-            ok = self._same_origin(origin)
-        elif callable(allowed):
-            ok = bool(allowed(origin))
-        elif isinstance(allowed, str):
-            ok = origin == allowed
-        else:
-            ok = origin in allowed
-        if not ok:
-            self._log_refused_origin(origin)
-        return ok
-
-    def _log_refused_origin(self, origin: str) -> None:
-        seen = self.engine.refused_origins
-        if origin in seen or len(seen) > _MAX_LOGGED_ORIGINS:
-            return
-        seen.add(origin)
-        if len(seen) > _MAX_LOGGED_ORIGINS:
-            log.warning("more origins refused; no further ones are logged")
-            return
-        log.warning(
-            "refused a request from origin %s: not allowed by cors_allowed_origins (logged once per origin)",
-            safe_repr(origin),
-        )
-
-    def _origin_allowed(self) -> bool:
-        origin = self.request.headers.get("Origin")
-        if origin is None:
-            return True
-        return self._origin_ok(origin)
-
-    def _jsonp_allowed(self) -> bool:
-        """A JSONP request (a script load or form post) passes only from an allowed page.
-
-        Script loads carry no ``Origin``: the ``Referer`` stands for it, and a
-        request with neither is refused unless any origin is allowed.
-        """
-        if self._allowed_origins() == "*":
-            return True
-        origin = self.request.headers.get("Origin") or referer_origin(self.request.headers)
-        return origin is not None and origin != "null" and self._origin_ok(origin)
-
-    def _check_jsonp(self, query: dict[str, str]) -> EngineError | None:
-        if "j" not in query:
-            return None
-        if not self.opts.jsonp:
-            return EngineError(3, "JSONP polling is disabled (server option jsonp)")
-        if not _JSONP_INDEX.fullmatch(query["j"]):
-            return EngineError(3, "Bad request")
-        if not self._jsonp_allowed():
-            return forbidden()
-        return None
-
-    def _set_cors_headers(self) -> None:
-        origin = self.request.headers.get("Origin")
-        if origin is None:
-            return
-        if self.opts.cors_allowed_origins == "*" and not self.opts.cors_credentials:
-            self.set_header("Access-Control-Allow-Origin", "*")
-        else:
-            self.set_header("Access-Control-Allow-Origin", origin)
-            self.add_header("Vary", "Origin")
-        if self.opts.cors_credentials:
-            self.set_header("Access-Control-Allow-Credentials", "true")
-
-    def _behind_proxy(self) -> bool:
-        return self.opts.is_trusted_proxy(self.request.remote_ip or "")
-
-    def _client_address(self) -> str:
-        address = self.request.remote_ip or ""
-        if not self.opts.is_trusted_proxy(address):
-            return address
-        forwarded = self.request.headers.get("X-Forwarded-For", "")
-        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-            if not self.opts.is_trusted_proxy(hop):
-                return hop
-            address = hop
-        return address
-
     def _nodelay(self) -> None:
         """No Nagle delay from the 101 response on: the open packet must not wait for an ACK."""
         stream = getattr(self.request.connection, "stream", None)
@@ -233,18 +117,7 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
             stream.set_nodelay(True)
 
     def _handshake_info(self, query: dict[str, str]) -> HandshakeInfo:
-        request = self.request
-        secure = request.protocol == "https"
-        if self._behind_proxy():
-            secure = request.headers.get("X-Forwarded-Proto", request.protocol) == "https"
-        info = HandshakeInfo(
-            headers=request.headers,
-            query=query,
-            address=self._client_address(),
-            secure=secure,
-            url=request.uri or "",
-            xdomain="Origin" in request.headers,
-        )
+        info = super()._handshake_info(query)
         if self.path_kwargs or self.path_args:
             info.route = {"args": list(self.path_args), "kwargs": dict(self.path_kwargs)}
         return info
@@ -260,22 +133,6 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         if verdict is True or verdict is None:
             return
         raise forbidden(verdict if isinstance(verdict, str) else "Forbidden")
-
-    def _set_cookie_header(self, sid: str) -> None:
-        cookie = self.opts.cookie
-        if not cookie:
-            return
-        conf: dict[str, Any] = {"name": "io", "path": "/", "httponly": True, "samesite": "Lax"}
-        if isinstance(cookie, dict):
-            conf.update(cookie)
-        parts = [f"{conf['name']}={sid}", f"Path={conf['path']}"]
-        if conf.get("httponly"):
-            parts.append("HttpOnly")
-        if conf.get("samesite"):
-            parts.append(f"SameSite={conf['samesite']}")
-        if conf.get("secure", self._scheme() == "https"):
-            parts.append("Secure")
-        self.add_header("Set-Cookie", "; ".join(parts))
 
     # -- HTTP verbs --------------------------------------------------------------
 
@@ -326,27 +183,6 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         self._response_headers("sid" not in query)
         self._write_payload(session.payload(packets), query.get("j"))
 
-    def _response_headers(self, initial: bool) -> None:
-        """The engine's ``initial_headers`` and ``headers`` events: listeners may add response headers."""
-        engine = self.engine
-        if not (engine.has_listeners("headers") or (initial and engine.has_listeners("initial_headers"))):
-            return
-        headers: dict[str, Any] = {}
-        if initial:
-            engine.fire("initial_headers", headers, self.request)
-        engine.fire("headers", headers, self.request)
-        for name, value in headers.items():
-            values = value if isinstance(value, (list, tuple)) else [value]
-            if name.lower() == "set-cookie":  # added beside the sticky-session cookie, not over it
-                for one in values:
-                    self.add_header(name, str(one))
-            elif isinstance(value, (list, tuple)):
-                self.clear_header(name)
-                for one in values:
-                    self.add_header(name, str(one))
-            else:
-                self.set_header(name, str(value))
-
     def _write_payload(self, payload: str | bytes, jsonp: str | None) -> None:
         if isinstance(payload, bytes):
             if jsonp is not None:
@@ -362,16 +198,7 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler):
         else:
             body = payload.encode()
             self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        threshold = self.opts.http_compression_threshold
-        if threshold is not None and len(body) >= threshold:
-            accepted = self.request.headers.get("Accept-Encoding", "")
-            if "gzip" in accepted:
-                body = gzip.compress(body, compresslevel=6)
-                self.set_header("Content-Encoding", "gzip")
-            elif "deflate" in accepted:
-                body = zlib.compress(body, 6)
-                self.set_header("Content-Encoding", "deflate")
-        self.finish(body)
+        self.finish(self._compressed(body))
 
     async def post(self, *args: Any, **kwargs: Any) -> None:
         query = self._query()

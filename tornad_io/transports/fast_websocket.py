@@ -75,6 +75,17 @@ def _uncork_all(loop: asyncio.AbstractEventLoop) -> None:
             stream._uncork()
 
 
+def send_corked() -> None:
+    """Send now the frames corked in this loop iteration, before a response that must not overtake them.
+
+    Tornado's ``RequestHandler`` answers one loop turn after the request is
+    read, after the corked frames have left; the lean polling path
+    (:mod:`tornad_io.transports.lean_http`) answers at once, and calls this first.
+    """
+    if _CORKED:
+        _uncork_all(asyncio.get_running_loop())
+
+
 class RawSocketStream:
     """What a WebSocket needs of a stream, on the bare socket, once the handshake is done.
 
@@ -129,6 +140,13 @@ class RawSocketStream:
 
     def closed(self) -> bool:
         return self.socket is None
+
+    def release(self) -> socket.socket | None:
+        """Stop serving the socket and give it back, open (call it with nothing left to write)."""
+        self._uncork()
+        self.pause_reading()
+        sock, self.socket = self.socket, None
+        return sock
 
     @property
     def buffered(self) -> int:

@@ -30,7 +30,8 @@ from ..engineio.legacy_session import SOCKET_IO_06, LegacySession
 from ..engineio.server import EngineError
 from ..engineio.session import Close
 from ..exceptions import PayloadTooLarge, ProtocolError
-from .engineio import _CONGESTED_BYTES, EngineIOHandler, WebSocketTransport, pending_bytes, referer_origin
+from .engineio import _CONGESTED_BYTES, EngineIOHandler, WebSocketTransport, pending_bytes
+from .request_rules import referer_origin
 
 log = logging.getLogger("tornad_io.transport")
 

@@ -19,6 +19,9 @@ from typing import Any, Callable
 import pytest
 import tornado.netutil
 import tornado.web
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tornad_io import HTTPServer, Server
 from tornad_io.transports import engineio
@@ -482,3 +485,37 @@ async def test_a_listener_that_breaks_the_response_gets_the_same_500(pair: Any) 
         io.engine.on("initial_headers", bad)
     answer = await both(p, lambda sid: [request("GET", HANDSHAKE, close())])
     assert answer.startswith(b"HTTP/1.1 500 Internal Server Error")
+
+
+_HEADER_PARTS = st.sampled_from(list("aZ09-_:; \t\r\n,=\"'é\x00\x7f\x80\xff/") + ["Host", "Content-Length", "\r\n"])
+_HEADER_TEXT = st.lists(_HEADER_PARTS, max_size=8).map("".join)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_HEADER_TEXT, _HEADER_TEXT), max_size=6))
+def test_fast_header_parse_is_tornados(lines: list[tuple[str, str]]) -> None:
+    """Any header block: the same headers as HTTPHeaders.parse, or the same error."""
+    from tornado.httputil import HTTPHeaders, HTTPInputError
+
+    from tornad_io.transports.fast_headers import parse_headers
+
+    for text in ("\r\n" + "".join(f"{n}:{v}\r\n" for n, v in lines), "".join(f"{n}: {v}\r\n" for n, v in lines)):
+        try:
+            expected = list(HTTPHeaders.parse(text).get_all())
+        except HTTPInputError:
+            with pytest.raises(HTTPInputError):
+                parse_headers(text)
+            continue
+        assert list(parse_headers(text).get_all()) == expected
+
+
+def test_fast_header_parse_common_blocks() -> None:
+    from tornado.httputil import HTTPHeaders
+
+    from tornad_io.transports.fast_headers import parse_headers
+
+    block = "\r\nHost: 127.0.0.1:3000\r\nAccept: */*\r\nX-Many: a\r\nx-many: b \r\nContent-Length: 2\r\nEmpty:\r\n"
+    parsed = parse_headers(block)
+    assert list(parsed.get_all()) == list(HTTPHeaders.parse(block).get_all())
+    assert parsed.get_list("X-Many") == ["a", "b"] and parsed["Content-Length"] == "2" and parsed["Empty"] == ""
+    assert list(parse_headers("").get_all()) == []

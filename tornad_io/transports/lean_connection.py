@@ -32,6 +32,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError
 
 from .. import _tornado_compat as compat
+from .fast_headers import parse_headers
 from .fast_websocket import RawSocketStream
 from .lean_http import EngineRouter, LeanDelegate
 
@@ -245,7 +246,7 @@ class LeanConnection:
             text = head.decode("latin1")
             eol = text.find("\r\n")
             start_line = httputil.parse_request_start_line(text if eol < 0 else text[:eol])
-            headers = httputil.HTTPHeaders.parse("" if eol < 0 else text[eol:])
+            headers = parse_headers("" if eol < 0 else text[eol:])
         except Exception:
             self._hand_over()  # Tornado answers it (400) or closes
             return

@@ -163,6 +163,39 @@ def websocket_params(handler: tornado.websocket.WebSocketHandler) -> Any:
     )
 
 
+def websocket_params_for(
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    max_message_size: int,
+    compression_options: dict[str, Any] | None,
+) -> Any:
+    """The parameters Tornado's WebSocket protocols take, given directly (no handler). Only when :data:`PRIVATE_OK`."""
+    return tornado.websocket._WebSocketParams(
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        max_message_size=max_message_size,
+        compression_options=compression_options,
+    )
+
+
+def websocket_extensions_parse(value: str) -> bool:
+    """Whether Tornado's handshake parses a ``Sec-WebSocket-Extensions`` header *value* without an error.
+
+    Tornado parses the header with ``httputil._parse_header`` even when it
+    negotiates nothing. False when it raises, or on the public path (the
+    caller then leaves the request to Tornado).
+    """
+    parse = getattr(tornado.httputil, "_parse_header", None)
+    if not PRIVATE_OK or parse is None:
+        return False
+    try:
+        for part in value.split(","):
+            parse(part.strip())
+    except Exception:
+        return False
+    return True
+
+
 class TakeoverProtocol(tornado.websocket.WebSocketProtocol13):
     """Tornado's RFC 6455 protocol, with named doors to the private parts a socket takeover needs.
 

@@ -138,7 +138,7 @@ def _peek(sock: socket.socket, router: EngineRouter) -> bool | None:
     return (
         len(parts) == 3
         and parts[0] in (b"GET", b"POST")
-        and b"transport=websocket" not in parts[1]
+        and (router.websocket or b"transport=websocket" not in parts[1])
         and router.engine_for(parts[1].partition(b"?")[0].decode("latin1")) is not None
     )
 
@@ -238,8 +238,12 @@ class LeanConnection:
             self._hand_over()
             return
         head = bytes(buf[:end])
-        if head.count(b"\n") != head.count(b"\r\n") or b"\nupgrade:" in head.lower():
-            self._hand_over()  # bare LFs, or a WebSocket handshake: Tornado's, at once (no parsing here)
+        if head.count(b"\n") != head.count(b"\r\n"):
+            self._hand_over()  # bare LFs
+            return
+        upgrade = b"\nupgrade:" in head.lower()
+        if upgrade and not self.router.websocket:
+            self._hand_over()  # a WebSocket handshake: Tornado's, at once (no parsing here)
             return
         try:
             text = head.decode("latin1")
@@ -248,6 +252,9 @@ class LeanConnection:
             headers = httputil.HTTPHeaders.parse("" if eol < 0 else text[eol:])
         except Exception:
             self._hand_over()  # Tornado answers it (400) or closes
+            return
+        if upgrade:
+            self._upgrade(start_line, headers, end)
             return
         if not self._takes(start_line, headers):
             self._hand_over()
@@ -274,14 +281,61 @@ class LeanConnection:
         else:
             self._run(delegate)
 
-    def _takes(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> bool:
+    def _upgrade(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders, end: int) -> None:
+        """A WebSocket handshake: answered by a :class:`LeanUpgrade` if it takes it, else by Tornado."""
+        from .lean_websocket import LeanUpgrade
+
+        if not self._takes(start_line, headers, upgrade=True) or "Content-Length" in headers:
+            self._hand_over()
+            return
+        delegate = LeanUpgrade(self.router, _no_standard, self, self)  # type: ignore[arg-type]
+        try:
+            accepted = delegate.accepts_upgrade(start_line, headers)
+        except httputil.HTTPInputError:
+            accepted = False  # Tornado answers 400
+        if not accepted:
+            self._hand_over()
+            return
+        del self.buffer[: end + 4]
+        self._disarm()
+        self.delegate = delegate
+        self.disconnect = (headers.get("Connection") or "").lower() == "close"
+        self._run(delegate)
+
+    def write_upgrade(self, headers: httputil.HTTPHeaders) -> tuple[RawSocketStream, bytes]:
+        """Write a ``101 Switching Protocols`` head and leave the connection: its stream, and the bytes after it.
+
+        The head is corked (it leaves with what is written to the stream in this loop
+        iteration, a new session's open packet); the connection stops reading requests.
+        """
+        data = self._head(httputil.ResponseStartLine("HTTP/1.1", 101, "Switching Protocols"), headers)
+        raw = self.raw
+        raw.send_now(data)
+        self.handing_over = True
+        self.delegate = None
+        self.close_callback = None
+        self._disarm()
+        if self.timer is not None:
+            self.io_loop.remove_timeout(self.timer)
+            self.timer = None
+        self.server._lean_connections.discard(self)
+        leftover = bytes(self.buffer)
+        self.buffer = bytearray()
+        if self.paused:
+            self.paused = False
+            raw.start_reading()
+        return raw, leftover
+
+    def _takes(
+        self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders, upgrade: bool = False
+    ) -> bool:
         """Whether Tornado's ``HTTP1Connection`` would read this request as simply as the lean path does."""
         if start_line.version != "HTTP/1.1":
             return False
         if "Transfer-Encoding" in headers or "Expect" in headers or "Content-Encoding" in headers:
             return False
         connection = headers.get("Connection")
-        if (connection.lower() if connection is not None else None) not in _KEEP_ALIVE_VALUES:
+        if not upgrade and (connection.lower() if connection is not None else None) not in _KEEP_ALIVE_VALUES:
             return False
         if "Content-Length" in headers:
             values = headers.get_list("Content-Length")
@@ -326,14 +380,7 @@ class LeanConnection:
     ) -> None:
         """Write the response head and *chunk*, as ``HTTP1Connection.write_headers`` writes them."""
         assert isinstance(start_line, httputil.ResponseStartLine)
-        if self.disconnect:
-            headers["Connection"] = "close"
-        lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
-        lines.extend(f"{name}: {value}" for name, value in headers.get_all())
-        for line in lines:
-            if "\r" in line or "\n" in line:
-                raise ValueError(f"Illegal characters (CR or LF) in header: {line!r}")
-        data = "\r\n".join(lines).encode("latin1") + b"\r\n\r\n"
+        data = self._head(start_line, headers)
         if chunk:
             data += chunk
         try:
@@ -341,6 +388,17 @@ class LeanConnection:
             self.raw.uncork()
         except StreamClosedError:
             pass
+
+    def _head(self, start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders) -> bytes:
+        """A response head as ``HTTP1Connection.write_headers`` writes it."""
+        if self.disconnect:
+            headers["Connection"] = "close"
+        lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
+        lines.extend(f"{name}: {value}" for name, value in headers.get_all())
+        for line in lines:
+            if "\r" in line or "\n" in line:
+                raise ValueError(f"Illegal characters (CR or LF) in header: {line!r}")
+        return "\r\n".join(lines).encode("latin1") + b"\r\n\r\n"
 
     def write(self, chunk: bytes) -> None:
         """Write more of the body (the lean path writes whole responses; kept for the interface)."""

@@ -25,7 +25,7 @@ import pytest
 from tornad_io.transports import engineio
 
 from .conftest import WAIT
-from .test_lean_http import HANDSHAKE, Pair, exchange, normal, open_session, pair, request
+from .test_lean_http import Pair, exchange, normal, open_session, pair, request
 
 __all__ = ["pair"]  # the fixture, shared with test_lean_http
 
@@ -103,7 +103,7 @@ async def test_a_new_websocket_session_matches(pair: Any, handlers: list[str]) -
     answer = await both(p, handlers, lambda sid: [upgrade() + frame("40") + frame("2")])
     assert b'40{"sid":"SID"}' in answer and answer.endswith(b"\x81\x013")
     # and after the handshake has been answered
-    answer = await both(p, handlers, lambda sid: [upgrade(), frame("40"), frame("42[\"echo\",1]")], pause=0.05)
+    answer = await both(p, handlers, lambda sid: [upgrade(), frame("40"), frame('42["echo",1]')], pause=0.05)
     assert b'40{"sid":"SID"}' in answer
 
 

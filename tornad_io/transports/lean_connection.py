@@ -201,10 +201,16 @@ class LeanConnection:
         self.raw = RawSocketStream(sock, self._on_data, self._on_close)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server._lean_connections.add(self)
-        self._arm(self.header_timeout)
+        # The first request is usually here already (the peek saw it): read it now, and make the
+        # timer only if the connection then waits (a WebSocket handshake answered at once needs none).
+        self.deadline = self.io_loop.time() + self.header_timeout
         self.raw.start_reading()
         if self.buffer:
             self._on_data(b"")
+        if not self.raw.closed() and not self.handing_over:
+            self.raw.read_now()
+        if self.deadline is not None and self.timer is None and not self.raw.closed() and not self.handing_over:
+            self.timer = self.io_loop.call_at(self.deadline, self._expire)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -302,15 +308,14 @@ class LeanConnection:
         self.disconnect = (headers.get("Connection") or "").lower() == "close"
         self._run(delegate)
 
-    def write_upgrade(self, headers: httputil.HTTPHeaders) -> tuple[RawSocketStream, bytes]:
-        """Write a ``101 Switching Protocols`` head and leave the connection: its stream, and the bytes after it.
+    def write_upgrade(self, head: bytes) -> tuple[RawSocketStream, bytes]:
+        """Write a ``101 Switching Protocols`` *head* and leave the connection: its stream, and the bytes after it.
 
         The head is corked (it leaves with what is written to the stream in this loop
         iteration, a new session's open packet); the connection stops reading requests.
         """
-        data = self._head(httputil.ResponseStartLine("HTTP/1.1", 101, "Switching Protocols"), headers)
         raw = self.raw
-        raw.send_now(data)
+        raw.send_now(head)
         self.handing_over = True
         self.delegate = None
         self.close_callback = None
@@ -380,7 +385,7 @@ class LeanConnection:
     ) -> None:
         """Write the response head and *chunk*, as ``HTTP1Connection.write_headers`` writes them."""
         assert isinstance(start_line, httputil.ResponseStartLine)
-        data = self._head(start_line, headers)
+        data = self.response_head(start_line, headers)
         if chunk:
             data += chunk
         try:
@@ -389,7 +394,7 @@ class LeanConnection:
         except StreamClosedError:
             pass
 
-    def _head(self, start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders) -> bytes:
+    def response_head(self, start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders) -> bytes:
         """A response head as ``HTTP1Connection.write_headers`` writes it."""
         if self.disconnect:
             headers["Connection"] = "close"

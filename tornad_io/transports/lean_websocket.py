@@ -98,21 +98,26 @@ class LeanUpgrade(LeanDelegate):
     def finish(self) -> None:
         """Answer the request: a refusal as the handler writes it, or the 101 and the session's WebSocket."""
         self.chunks = []
-        headers = self.headers = httputil.HTTPHeaders()
-        # RequestHandler.clear(); prepare() adds nothing for an upgrade.
-        headers["Server"] = _SERVER
-        headers["Content-Type"] = "text/html; charset=UTF-8"
-        headers["Date"] = _date()
         self.status = 200
+        self._fresh_headers()
         try:
             self._upgrade()
         except Exception:
             self._uncaught()
 
+    def _fresh_headers(self) -> None:
+        """The headers of ``RequestHandler.clear()`` (``prepare()`` adds nothing for an upgrade)."""
+        headers = self.headers = httputil.HTTPHeaders()
+        headers["Server"] = _SERVER
+        headers["Content-Type"] = "text/html; charset=UTF-8"
+        headers["Date"] = _date()
+
     def _upgrade(self) -> None:
         engine = self.engine
         query = self.query
-        if not self._origin_allowed():
+        request_headers = self.request.headers
+        origin = request_headers.get("Origin")
+        if origin is not None and not self._origin_ok(origin):
             self._error(forbidden())
             return
         try:
@@ -122,23 +127,39 @@ class LeanUpgrade(LeanDelegate):
         except EngineError as error:
             self._error(error)
             return
+        accept = tornado.websocket.WebSocketProtocol13.compute_accept_value(
+            request_headers.get("Sec-Websocket-Key", "")
+        )
+        if (
+            origin is None
+            and not engine.has_listeners("headers")
+            and not (session is None and engine.has_listeners("initial_headers"))
+        ):
+            # Nothing adds a header (no CORS, no listener): the head the general case below writes.
+            head = (
+                f"HTTP/1.1 101 Switching Protocols\r\nServer: {_SERVER}\r\nDate: {self.headers['Date']}\r\n"
+                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-Websocket-Accept: {accept}\r\n\r\n"
+            ).encode("latin1")
+            self._switch(session, head)
+            return
         self._set_cors_headers()
         self._response_headers(session is None)
         # WebSocketProtocol13._accept_connection, then RequestHandler.finish for a 1xx status.
         self.clear_header("Content-Type")
         self.set_header("Upgrade", "websocket")
         self.set_header("Connection", "Upgrade")
-        key = self.request.headers.get("Sec-Websocket-Key", "")  # present: see plain_upgrade
-        self.set_header("Sec-WebSocket-Accept", tornado.websocket.WebSocketProtocol13.compute_accept_value(key))
+        self.set_header("Sec-WebSocket-Accept", accept)
         for name in _REPRESENTATION_HEADERS:
             self.clear_header(name)
-        self._switch(session)
+        connection: Any = self.request_conn
+        start_line = httputil.ResponseStartLine("HTTP/1.1", 101, "Switching Protocols")
+        self._switch(session, connection.response_head(start_line, self.headers))
 
-    def _switch(self, session: Session | None) -> None:
-        """Write the 101, then serve the socket as the session's WebSocket."""
+    def _switch(self, session: Session | None, head: bytes) -> None:
+        """Write the 101 *head*, then serve the socket as the session's WebSocket."""
         connection: Any = self.request_conn
         self.finished = True
-        raw, leftover = connection.write_upgrade(self.headers)
+        raw, leftover = connection.write_upgrade(head)
         self._log(101)
         opts = self.opts
         settings = self.router.app.settings

@@ -24,6 +24,10 @@ What each private name is for, and its fallback:
   back to Tornado's HTTP server with the bytes read so far (:func:`detach_socket`,
   :func:`attach_socket`). Fallback: the lean path works per request inside
   Tornado's ``HTTP1Connection`` (or not at all, see ``lean_http``).
+- ``websocket._WebSocketParams`` built without a handler, and
+  ``httputil._parse_header``: the lean WebSocket handshake
+  (:func:`websocket_params_for`, :func:`websocket_extensions_parse`). Fallback:
+  the lean path is off; an extension offer that cannot be read goes to Tornado.
 - ``IOStream._total_write_index``, ``_total_write_done_index``: bytes waiting
   for a slow client (:func:`pending_write_bytes`). Fallback: 0 when the stream
   is not writing, else :data:`UNKNOWN_PENDING` (counted as congested, so

@@ -34,6 +34,7 @@ from tornado.iostream import IOStream, StreamClosedError
 from .. import _tornado_compat as compat
 from .fast_websocket import RawSocketStream
 from .lean_http import EngineRouter, LeanDelegate
+from .lean_websocket import LeanUpgrade
 
 if TYPE_CHECKING:
     from ..httpserver import HTTPServer
@@ -106,16 +107,24 @@ class _Peeking:
         server._lean_connections.add(self)
         asyncio.get_running_loop().add_reader(self.fd, self._readable)
 
-    def _stop(self) -> None:
+    def _stop(self, keep_reader: bool = False) -> None:
         self.server._lean_connections.discard(self)
-        asyncio.get_running_loop().remove_reader(self.fd)
+        if not keep_reader:
+            asyncio.get_running_loop().remove_reader(self.fd)
         IOLoop.current().remove_timeout(self.timeout)
 
     def _readable(self) -> None:
         verdict = _peek(self.stream.socket, self.router)
         if verdict is not None:
-            self._stop()
-            _start(self.server, self.stream, self.address, self.router, verdict)
+            # A lean connection registers its own reader on the same descriptor at once, which replaces
+            # this one in place (no epoll_ctl); Tornado's stream must find none.
+            self._stop(keep_reader=verdict)
+            try:
+                _start(self.server, self.stream, self.address, self.router, verdict)
+            except Exception:
+                if verdict:  # the lean connection did not take the reader over
+                    asyncio.get_running_loop().remove_reader(self.fd)
+                raise
 
     def close(self) -> None:
         """Close the connection: no request within ``idle_connection_timeout``, as Tornado closes it, or shutdown."""
@@ -289,8 +298,6 @@ class LeanConnection:
 
     def _upgrade(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders, end: int) -> None:
         """A WebSocket handshake: answered by a :class:`LeanUpgrade` if it takes it, else by Tornado."""
-        from .lean_websocket import LeanUpgrade
-
         if not self._takes(start_line, headers, upgrade=True) or "Content-Length" in headers:
             self._hand_over()
             return

@@ -121,10 +121,6 @@ class RawSocketStream:
             self._reading = False
             self._loop.remove_reader(self._fd)
 
-    def read_now(self) -> None:
-        """Read what the socket has now, as when the loop reports it readable (nothing if it has nothing)."""
-        self._readable()
-
     def _readable(self) -> None:
         sock = self.socket
         if sock is None:

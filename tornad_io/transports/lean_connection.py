@@ -210,16 +210,14 @@ class LeanConnection:
         self.raw = RawSocketStream(sock, self._on_data, self._on_close)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server._lean_connections.add(self)
-        # The first request is usually here already (the peek saw it): read it now, and make the
-        # timer only if the connection then waits (a WebSocket handshake answered at once needs none).
+        # The peek saw the first request's bytes, so the reader runs in the next loop iteration (as
+        # before: requests are read in their own iteration, after the timers due then). The header
+        # timer is made only if the connection is still waiting after that read (_on_data): a
+        # WebSocket handshake answered at once needs none.
         self.deadline = self.io_loop.time() + self.header_timeout
         self.raw.start_reading()
         if self.buffer:
             self._on_data(b"")
-        if not self.raw.closed() and not self.handing_over:
-            self.raw.read_now()
-        if self.deadline is not None and self.timer is None and not self.raw.closed() and not self.handing_over:
-            self.timer = self.io_loop.call_at(self.deadline, self._expire)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -236,6 +234,9 @@ class LeanConnection:
         except Exception:
             log.error("uncaught exception on the lean polling path", exc_info=True)
             self.close()
+            return
+        if self.timer is None and self.deadline is not None and not self.handing_over and not self.raw.closed():
+            self.timer = self.io_loop.call_at(self.deadline, self._expire)  # the first wait (see __init__)
 
     def _process(self) -> None:
         """Start the next request if its headers are here, or hand the connection over."""

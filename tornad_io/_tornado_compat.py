@@ -24,6 +24,10 @@ What each private name is for, and its fallback:
   back to Tornado's HTTP server with the bytes read so far (:func:`detach_socket`,
   :func:`attach_socket`). Fallback: the lean path works per request inside
   Tornado's ``HTTP1Connection`` (or not at all, see ``lean_http``).
+- ``websocket._WebSocketParams`` built without a handler, and
+  ``httputil._parse_header``: the lean WebSocket handshake
+  (:func:`websocket_params_for`, :func:`websocket_extensions_parse`). Fallback:
+  the lean path is off; an extension offer that cannot be read goes to Tornado.
 - ``IOStream._total_write_index``, ``_total_write_done_index``: bytes waiting
   for a slow client (:func:`pending_write_bytes`). Fallback: 0 when the stream
   is not writing, else :data:`UNKNOWN_PENDING` (counted as congested, so
@@ -161,6 +165,39 @@ def websocket_params(handler: tornado.websocket.WebSocketHandler) -> Any:
         max_message_size=handler.max_message_size,
         compression_options=handler.get_compression_options(),
     )
+
+
+def websocket_params_for(
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    max_message_size: int,
+    compression_options: dict[str, Any] | None,
+) -> Any:
+    """The parameters Tornado's WebSocket protocols take, given directly (no handler). Only when :data:`PRIVATE_OK`."""
+    return tornado.websocket._WebSocketParams(
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        max_message_size=max_message_size,
+        compression_options=compression_options,
+    )
+
+
+def websocket_extensions_parse(value: str) -> bool:
+    """Whether Tornado's handshake parses a ``Sec-WebSocket-Extensions`` header *value* without an error.
+
+    Tornado parses the header with ``httputil._parse_header`` even when it
+    negotiates nothing. False when it raises, or on the public path (the
+    caller then leaves the request to Tornado).
+    """
+    parse = getattr(tornado.httputil, "_parse_header", None)
+    if not PRIVATE_OK or parse is None:
+        return False
+    try:
+        for part in value.split(","):
+            parse(part.strip())
+    except Exception:
+        return False
+    return True
 
 
 class TakeoverProtocol(tornado.websocket.WebSocketProtocol13):

@@ -71,15 +71,26 @@ class HTTPServer(tornado.httpserver.HTTPServer):
     ``lean_polling`` (default True): the polling ``GET``/``POST`` requests and handshakes that the
     application routes to a :class:`Server`'s endpoint are answered without a Tornado
     ``RequestHandler`` (about twice the long-polling throughput), with the same answers, headers,
-    checks and hooks; everything else -- other paths, WebSocket upgrades, ``OPTIONS``, JSONP, an
-    ``allow_request`` hook's handshakes -- reaches the application unchanged. It stays off for an
+    checks and hooks; everything else -- other paths, ``OPTIONS``, JSONP, an ``allow_request`` hook's
+    handshakes -- reaches the application unchanged. It stays off for an
     application with ``compress_response``, a ``log_function`` setting or its own routing or
     ``log_request`` methods, with ``xheaders=True``, and when Tornado's private paths are off
     (see ``docs/architecture.md``, "The lean polling path"). ``lean_polling=False`` turns it off.
+
+    ``lean_websocket`` (default True, with ``lean_polling``): on the connections the lean path reads,
+    WebSocket handshakes for that endpoint are answered the same way and the WebSocket is served on
+    the socket at once, unless they need something only Tornado does (permessage-deflate, a refusal
+    of the handshake headers themselves); ``lean_websocket=False`` leaves every WebSocket handshake
+    to the application.
     """
 
     def initialize(  # type: ignore[override]  # adds max_http_buffer_size and lean_polling, keeps the rest
-        self, request_callback: Any, max_http_buffer_size: int = 1_000_000, lean_polling: bool = True, **kwargs: Any
+        self,
+        request_callback: Any,
+        max_http_buffer_size: int = 1_000_000,
+        lean_polling: bool = True,
+        lean_websocket: bool = True,
+        **kwargs: Any,
     ) -> None:
         """Called by Tornado's constructor: *kwargs* over :func:`~tornad_io.httpserver.http_server_options` defaults.
 
@@ -87,6 +98,10 @@ class HTTPServer(tornado.httpserver.HTTPServer):
         (a ``tornado.web.Application``) routes to a :class:`~tornad_io.Server` are answered without a
         ``RequestHandler`` (see ``tornad_io/transports/lean_http.py``); every other request reaches the
         application as usual. False sends every request through the application.
+
+        With *lean_websocket* (the default, and only with *lean_polling*), the WebSocket handshakes of
+        those connections are answered the same way and the WebSocket is served on the socket at once
+        (see ``tornad_io/transports/lean_websocket.py``); False leaves every handshake to Tornado.
         """
         options = http_server_options(max_http_buffer_size)
         options.update(kwargs)
@@ -110,6 +125,7 @@ class HTTPServer(tornado.httpserver.HTTPServer):
                     and not params.no_keep_alive
                     and not params.decompress
                 )
+                self._lean.websocket = lean_websocket and self._lean_streams
 
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         """Serve a new connection: on the lean path while its requests are polling ones, else Tornado's."""

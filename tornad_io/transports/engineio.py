@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import re
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs
 
 import tornado.httputil
@@ -307,21 +307,33 @@ class EngineIOHandler(compat.HandlerHooks, tornado.websocket.WebSocketHandler, R
         """Give a new WebSocket its session: a fresh one, or the polling session it upgrades."""
         session = self._session
         self._session = None
-        if session is None:
-            query = self._query()
-            transport.session = self.engine.handshake(
-                transport, self._handshake_info(query), self.engine.generation_for(query)
-            )
-            return
-        if not session.can_upgrade():
-            transport.conn.close()
-            return
-        transport.session = session
-        session.start_upgrade(transport)
+        open_websocket_session(self.engine, transport, session, self._query(), self._handshake_info)
 
     def on_close(self) -> None:
         if self._poll is not None:
             self._poll.cancel_poll()
+
+
+def open_websocket_session(
+    engine: Engine,
+    transport: WebSocketTransport,
+    upgrading: Session | None,
+    query: dict[str, str],
+    handshake_info: Callable[[dict[str, str]], HandshakeInfo],
+) -> None:
+    """Give a new WebSocket its session: a fresh one (a handshake), or the polling session it upgrades.
+
+    Both HTTP paths call it once the 101 response is written (the handler's ``open``, and
+    :mod:`tornad_io.transports.lean_websocket`).
+    """
+    if upgrading is None:
+        transport.session = engine.handshake(transport, handshake_info(query), engine.generation_for(query))
+        return
+    if not upgrading.can_upgrade():
+        transport.conn.close()
+        return
+    transport.session = upgrading
+    upgrading.start_upgrade(transport)
 
 
 class WebSocketTransport:

@@ -146,6 +146,11 @@ class RawSocketStream:
     def closed(self) -> bool:
         return self.socket is None
 
+    def rebind(self, on_data: Any, on_close: Any) -> None:
+        """Deliver what is read, and the close, to new callbacks (the stream changes hands)."""
+        self._on_data = on_data
+        self._on_close = on_close
+
     def release(self) -> socket.socket | None:
         """Stop serving the socket and give it back, open (call it with nothing left to write)."""
         self._uncork()
@@ -290,19 +295,34 @@ class FastWebSocketProtocol(compat.TakeoverProtocol):
             return
         sock, leftover = self.take_over_stream()
         del tornado_stream  # its buffers can go
-        self._parser = FrameParser(self.params.max_message_size, compat.websocket_mask)
         raw = RawSocketStream(sock, self._on_data, self._raw_closed)
         # Tornado's HTTP/1.1 connection turned Nagle back on when the 101 response finished; a
         # message that follows another within the client's delayed-ACK time (about 40 ms) would
         # wait for that ACK. Measured: the first delivery of a broadcast right after joins went
         # from about 40 ms to under 1 ms with this.
         raw.set_nodelay(True)
-        self.stream = raw  # type: ignore[assignment]
-        if leftover:
-            self._on_data(leftover)
-        raw.start_reading()
+        self.adopt(raw)
+        self.serve(leftover)
         # Returning lets Tornado finish the request: the handler object is freed, and the
         # connection lives on in loop callbacks (reader, writer) and the session.
+
+    def adopt(self, raw: RawSocketStream) -> None:
+        """Write to and read from *raw* from now on (the handshake is done, no deflate).
+
+        The lean path (:mod:`tornad_io.transports.lean_websocket`) calls it with the
+        stream that read the handshake; :meth:`serve` then starts reading frames.
+        """
+        self._parser = FrameParser(self.params.max_message_size, compat.websocket_mask)
+        raw.rebind(self._on_data, self._raw_closed)
+        self.stream = raw  # type: ignore[assignment]
+
+    def serve(self, leftover: bytes = b"") -> None:
+        """Read frames: *leftover* (bytes that came after the handshake) first, then the socket."""
+        raw: RawSocketStream = self.stream  # type: ignore[assignment]
+        if leftover:
+            self._on_data(leftover)
+        if not raw.closed():
+            raw.start_reading()
 
     def _raw_closed(self) -> None:
         self.client_terminated = True

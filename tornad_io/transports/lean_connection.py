@@ -35,6 +35,7 @@ from .. import _tornado_compat as compat
 from .fast_headers import parse_headers
 from .fast_websocket import RawSocketStream
 from .lean_http import EngineRouter, LeanDelegate
+from .lean_websocket import LeanUpgrade
 
 if TYPE_CHECKING:
     from ..httpserver import HTTPServer
@@ -107,16 +108,24 @@ class _Peeking:
         server._lean_connections.add(self)
         asyncio.get_running_loop().add_reader(self.fd, self._readable)
 
-    def _stop(self) -> None:
+    def _stop(self, keep_reader: bool = False) -> None:
         self.server._lean_connections.discard(self)
-        asyncio.get_running_loop().remove_reader(self.fd)
+        if not keep_reader:
+            asyncio.get_running_loop().remove_reader(self.fd)
         IOLoop.current().remove_timeout(self.timeout)
 
     def _readable(self) -> None:
         verdict = _peek(self.stream.socket, self.router)
         if verdict is not None:
-            self._stop()
-            _start(self.server, self.stream, self.address, self.router, verdict)
+            # A lean connection registers its own reader on the same descriptor at once, which replaces
+            # this one in place (no epoll_ctl); Tornado's stream must find none.
+            self._stop(keep_reader=verdict)
+            try:
+                _start(self.server, self.stream, self.address, self.router, verdict)
+            except Exception:
+                if verdict:  # the lean connection did not take the reader over
+                    asyncio.get_running_loop().remove_reader(self.fd)
+                raise
 
     def close(self) -> None:
         """Close the connection: no request within ``idle_connection_timeout``, as Tornado closes it, or shutdown."""
@@ -139,7 +148,7 @@ def _peek(sock: socket.socket, router: EngineRouter) -> bool | None:
     return (
         len(parts) == 3
         and parts[0] in (b"GET", b"POST")
-        and b"transport=websocket" not in parts[1]
+        and (router.websocket or b"transport=websocket" not in parts[1])
         and router.engine_for(parts[1].partition(b"?")[0].decode("latin1")) is not None
     )
 
@@ -202,7 +211,11 @@ class LeanConnection:
         self.raw = RawSocketStream(sock, self._on_data, self._on_close)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server._lean_connections.add(self)
-        self._arm(self.header_timeout)
+        # The peek saw the first request's bytes, so the reader runs in the next loop iteration (as
+        # before: requests are read in their own iteration, after the timers due then). The header
+        # timer is made only if the connection is still waiting after that read (_on_data): a
+        # WebSocket handshake answered at once needs none.
+        self.deadline = self.io_loop.time() + self.header_timeout
         self.raw.start_reading()
         if self.buffer:
             self._on_data(b"")
@@ -222,6 +235,9 @@ class LeanConnection:
         except Exception:
             log.error("uncaught exception on the lean polling path", exc_info=True)
             self.close()
+            return
+        if self.timer is None and self.deadline is not None and not self.handing_over and not self.raw.closed():
+            self.timer = self.io_loop.call_at(self.deadline, self._expire)  # the first wait (see __init__)
 
     def _process(self) -> None:
         """Start the next request if its headers are here, or hand the connection over."""
@@ -239,8 +255,12 @@ class LeanConnection:
             self._hand_over()
             return
         head = bytes(buf[:end])
-        if head.count(b"\n") != head.count(b"\r\n") or b"\nupgrade:" in head.lower():
-            self._hand_over()  # bare LFs, or a WebSocket handshake: Tornado's, at once (no parsing here)
+        if head.count(b"\n") != head.count(b"\r\n"):
+            self._hand_over()  # bare LFs
+            return
+        upgrade = b"\nupgrade:" in head.lower()
+        if upgrade and not self.router.websocket:
+            self._hand_over()  # a WebSocket handshake: Tornado's, at once (no parsing here)
             return
         try:
             text = head.decode("latin1")
@@ -249,6 +269,9 @@ class LeanConnection:
             headers = parse_headers("" if eol < 0 else text[eol:])
         except Exception:
             self._hand_over()  # Tornado answers it (400) or closes
+            return
+        if upgrade:
+            self._upgrade(start_line, headers, end)
             return
         if not self._takes(start_line, headers):
             self._hand_over()
@@ -275,14 +298,58 @@ class LeanConnection:
         else:
             self._run(delegate)
 
-    def _takes(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> bool:
+    def _upgrade(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders, end: int) -> None:
+        """A WebSocket handshake: answered by a :class:`LeanUpgrade` if it takes it, else by Tornado."""
+        if not self._takes(start_line, headers, upgrade=True) or "Content-Length" in headers:
+            self._hand_over()
+            return
+        delegate = LeanUpgrade(self.router, _no_standard, self, self)  # type: ignore[arg-type]
+        try:
+            accepted = delegate.accepts_upgrade(start_line, headers)
+        except httputil.HTTPInputError:
+            accepted = False  # Tornado answers 400
+        if not accepted:
+            self._hand_over()
+            return
+        del self.buffer[: end + 4]
+        self._disarm()
+        self.delegate = delegate
+        self.disconnect = (headers.get("Connection") or "").lower() == "close"
+        self._run(delegate)
+
+    def write_upgrade(self, head: bytes) -> tuple[RawSocketStream, bytes]:
+        """Write a ``101 Switching Protocols`` *head* and leave the connection: its stream, and the bytes after it.
+
+        The head is corked (it leaves with what is written to the stream in this loop
+        iteration, a new session's open packet); the connection stops reading requests.
+        """
+        raw = self.raw
+        raw.send_now(head)
+        self.handing_over = True
+        self.delegate = None
+        self.close_callback = None
+        self._disarm()
+        if self.timer is not None:
+            self.io_loop.remove_timeout(self.timer)
+            self.timer = None
+        self.server._lean_connections.discard(self)
+        leftover = bytes(self.buffer)
+        self.buffer = bytearray()
+        if self.paused:
+            self.paused = False
+            raw.start_reading()
+        return raw, leftover
+
+    def _takes(
+        self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders, upgrade: bool = False
+    ) -> bool:
         """Whether Tornado's ``HTTP1Connection`` would read this request as simply as the lean path does."""
         if start_line.version != "HTTP/1.1":
             return False
         if "Transfer-Encoding" in headers or "Expect" in headers or "Content-Encoding" in headers:
             return False
         connection = headers.get("Connection")
-        if (connection.lower() if connection is not None else None) not in _KEEP_ALIVE_VALUES:
+        if not upgrade and (connection.lower() if connection is not None else None) not in _KEEP_ALIVE_VALUES:
             return False
         if "Content-Length" in headers:
             values = headers.get_list("Content-Length")
@@ -327,14 +394,7 @@ class LeanConnection:
     ) -> None:
         """Write the response head and *chunk*, as ``HTTP1Connection.write_headers`` writes them."""
         assert isinstance(start_line, httputil.ResponseStartLine)
-        if self.disconnect:
-            headers["Connection"] = "close"
-        lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
-        lines.extend(f"{name}: {value}" for name, value in headers.get_all())
-        for line in lines:
-            if "\r" in line or "\n" in line:
-                raise ValueError(f"Illegal characters (CR or LF) in header: {line!r}")
-        data = "\r\n".join(lines).encode("latin1") + b"\r\n\r\n"
+        data = self.response_head(start_line, headers)
         if chunk:
             data += chunk
         try:
@@ -342,6 +402,17 @@ class LeanConnection:
             self.raw.uncork()
         except StreamClosedError:
             pass
+
+    def response_head(self, start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders) -> bytes:
+        """A response head as ``HTTP1Connection.write_headers`` writes it."""
+        if self.disconnect:
+            headers["Connection"] = "close"
+        lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
+        lines.extend(f"{name}: {value}" for name, value in headers.get_all())
+        for line in lines:
+            if "\r" in line or "\n" in line:
+                raise ValueError(f"Illegal characters (CR or LF) in header: {line!r}")
+        return "\r\n".join(lines).encode("latin1") + b"\r\n\r\n"
 
     def write(self, chunk: bytes) -> None:
         """Write more of the body (the lean path writes whole responses; kept for the interface)."""

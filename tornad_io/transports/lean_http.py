@@ -173,6 +173,8 @@ class EngineRouter:
         self._cache: dict[str, Engine | None] = {}
         #: (Host header, HTTP version) -> the request's ``host``, for Host values Tornado accepted.
         self.hosts: dict[tuple[str | None, str], str] = {}
+        #: Whether lean connections answer WebSocket handshakes too (``tornad_io.transports.lean_websocket``).
+        self.websocket = False
 
     @staticmethod
     def applies(app: Any) -> bool:

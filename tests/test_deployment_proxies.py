@@ -135,18 +135,8 @@ class Proxy:
         self.access_log = access_log
 
 
-async def start_nginx(workdir: str, upstream: int, tls: dict[str, str]) -> tuple[asyncio.subprocess.Process, Proxy]:
-    port = free_port()
-    site = render(
-        "nginx.conf",
-        {
-            "__LISTEN__": f"127.0.0.1:{port}",
-            "__UPSTREAM_PORT__": str(upstream),
-            "__TLS_CERT__": tls["cert"],
-            "__TLS_KEY__": tls["key"],
-            "__LOG_DIR__": workdir,
-        },
-    )
+async def launch_nginx(workdir: str, site: str, port: int) -> asyncio.subprocess.Process:
+    """nginx running *site* (the text of a documented file, placeholders filled) from *workdir*, listening on *port*."""
     with open(os.path.join(workdir, "tornad_io.conf"), "w") as f:
         f.write(site)
     # The main configuration a distribution would ship, reduced to what runs nginx from a
@@ -157,7 +147,7 @@ async def start_nginx(workdir: str, upstream: int, tls: dict[str, str]) -> tuple
             f"worker_processes 1;\n"
             f"pid {workdir}/nginx.pid;\n"
             f"error_log {workdir}/error.log info;\n"
-            f"events {{ worker_connections 256; }}\n"
+            f"events {{ worker_connections 1024; }}\n"
             f"http {{\n"
             f"    client_body_temp_path {workdir}/client_body;\n"
             f"    proxy_temp_path {workdir}/proxy;\n"
@@ -178,6 +168,22 @@ async def start_nginx(workdir: str, upstream: int, tls: dict[str, str]) -> tuple
             return f.read()[-2000:]
 
     await wait_listening(port, proc, describe)
+    return proc
+
+
+async def start_nginx(workdir: str, upstream: int, tls: dict[str, str]) -> tuple[asyncio.subprocess.Process, Proxy]:
+    port = free_port()
+    site = render(
+        "nginx.conf",
+        {
+            "__LISTEN__": f"127.0.0.1:{port}",
+            "__UPSTREAM_PORT__": str(upstream),
+            "__TLS_CERT__": tls["cert"],
+            "__TLS_KEY__": tls["key"],
+            "__LOG_DIR__": workdir,
+        },
+    )
+    proc = await launch_nginx(workdir, site, port)
     return proc, Proxy(port, os.path.join(workdir, "tornad_io-access.log"))
 
 

@@ -27,7 +27,7 @@ from tornad_io import _worker
 from tornad_io.forwarding import PREAMBLE, Record, parse_address, preamble, read_preamble
 
 from .conftest import ROOT, WAIT
-from .test_deployment_proxies import free_port, program, render, stop, wait_listening
+from .test_deployment_proxies import free_port, launch_nginx, program, render, stop, wait_listening
 from .test_redis_cluster import server_binary
 
 READY = re.compile(rb"worker (\d+) pid (\d+) ready")
@@ -168,29 +168,7 @@ async def start_nginx(workdir: str, nodes: list[ClusterNode]) -> tuple[asyncio.s
     port = free_port()
     values = {"__LISTEN__": f"127.0.0.1:{port}", "__LOG_DIR__": workdir}
     values.update({f"__NODE_{i + 1}__": f"127.0.0.1:{node.port}" for i, node in enumerate(nodes)})
-    with open(os.path.join(workdir, "site.conf"), "w") as f:
-        f.write(render("nginx-cluster.conf", values))
-    main = os.path.join(workdir, "nginx.conf")
-    with open(main, "w") as f:
-        f.write(
-            f"worker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {workdir}/error.log info;\n"
-            f"events {{ worker_connections 1024; }}\n"
-            f"http {{\n    client_body_temp_path {workdir}/client_body;\n    proxy_temp_path {workdir}/proxy;\n"
-            f"    fastcgi_temp_path {workdir}/fastcgi;\n    uwsgi_temp_path {workdir}/uwsgi;\n"
-            f"    scgi_temp_path {workdir}/scgi;\n    include {workdir}/site.conf;\n}}\n"
-        )
-    error_log = os.path.join(workdir, "error.log")
-    proc = await asyncio.create_subprocess_exec(
-        program("nginx"), "-e", error_log, "-p", workdir + "/", "-c", main, "-g", "daemon off;",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-
-    def describe() -> str:
-        with open(error_log, errors="replace") as f:
-            return f.read()[-2000:]
-
-    await wait_listening(port, proc, describe)
-    return proc, port
+    return await launch_nginx(workdir, render("nginx-cluster.conf", values), port), port
 
 
 async def echo_nodes(node: Any, clients: list[str], round: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ ATTRIBUTE = re.compile(r"transport\.name\s*(==|!=|in\b)|\.generation\s*(==|!=)|(
 # A transport's or generation's own module may speak of itself by name.
 OWN_MODULES = {
     "tornad_io/transports/engineio.py",  # Engine.IO v4's polling and websocket handlers
+    "tornad_io/transports/lean_websocket.py",  # the lean WebSocket handshake (the HTTP Upgrade token)
     "tornad_io/transports/legacy.py",  # the six 0.6 transports
     "tornad_io/engineio/server.py",  # Engine.IO v4 request checks (the transport query parameter)
     "tornad_io/options.py",  # validation of the transports option

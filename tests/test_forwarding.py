@@ -360,3 +360,32 @@ async def test_a_client_posing_as_a_node_is_refused(redis_url: str) -> None:
     finally:
         await client.aclose()
         await running.stop()
+
+
+async def test_the_node_cache_stays_bounded_when_clients_invent_tags() -> None:
+    """Tags come from clients: looking up thousands of invented ones keeps the cache at its bound."""
+    from tornad_io import forwarding
+
+    class Directory:
+        def __init__(self) -> None:
+            self.lookups = 0
+
+        async def announce(self, tag: str, record: str, ttl: float) -> None:
+            return None
+
+        async def lookup(self, tag: str) -> str | None:
+            self.lookups += 1
+            return "10.0.0.5 8000 tok" if tag == "RealNode" else None
+
+        async def withdraw(self, tag: str) -> None:
+            return None
+
+    directory = Directory()
+    forwarder = forwarding.Forwarder(directory, _worker.Node("SelfNode", "t"), ("127.0.0.1", 1))
+    assert (await forwarder.resolve("RealNode")) is not None
+    for i in range(3 * forwarding.CACHE_MAX):
+        assert await forwarder.resolve(f"x{i:07d}") is None
+    assert len(forwarder._cache) <= forwarding.CACHE_MAX
+    assert directory.lookups == 3 * forwarding.CACHE_MAX + 1
+    assert (await forwarder.resolve("RealNode")) is not None  # a live node is kept while unknown tags go
+    assert directory.lookups == 3 * forwarding.CACHE_MAX + 1

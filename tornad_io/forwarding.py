@@ -42,6 +42,9 @@ log = logging.getLogger("tornad_io.forwarding")
 #: The first bytes of the line a forwarding node sends before the client's bytes.
 PREAMBLE = b"TIO-FORWARD/1 "
 _PREAMBLE_MAX = 512
+#: The most node records a forwarder remembers (live, gone or unknown); tags are client-chosen, so
+#: the cache is bounded: past this, expired entries go, then unknown ones.
+CACHE_MAX = 1024
 _TAG_ALPHABET = string.digits + string.ascii_letters
 
 
@@ -233,7 +236,7 @@ class Forwarder:
                 log.warning("node %s: cannot look up node %s: %s", self.node.tag, safe_repr(tag), error)
                 text = None
             record = Record.decode(text) if text is not None else None
-            self._cache[tag] = (record, now + (self.cache_for if record is not None else 1.0))
+            self._remember(tag, record, now + (self.cache_for if record is not None else 1.0))
             future.set_result(record)
             return record
         finally:
@@ -243,7 +246,20 @@ class Forwarder:
 
     def gone(self, tag: str) -> None:
         """Remember node *tag* as gone: its sessions are answered here for ``gone_for`` seconds."""
-        self._cache[tag] = (None, time.monotonic() + self.gone_for)
+        self._remember(tag, None, time.monotonic() + self.gone_for)
+
+    def _remember(self, tag: str, record: Record | None, until: float) -> None:
+        cache = self._cache
+        if len(cache) >= CACHE_MAX and tag not in cache:
+            now = time.monotonic()
+            for key in [k for k, (_, expires) in cache.items() if expires <= now]:
+                del cache[key]
+            if len(cache) >= CACHE_MAX:  # a client inventing tags: forget the unknown ones first
+                for key in [k for k, (found, _) in cache.items() if found is None]:
+                    del cache[key]
+            if len(cache) >= CACHE_MAX:
+                cache.clear()
+        cache[tag] = (record, until)
 
     def forward(
         self,
